@@ -1,0 +1,19 @@
+"""Pipeline-wide settings as Luigi config sections, so they come from luigi.cfg or the command line.
+
+``luigi --module stages Tile --pipeline-input DATA --pipeline-work WORK --pipeline-profile demo`` sets
+the ``[pipeline]`` section from the command line exactly as luigi.cfg would.
+"""
+
+import luigi
+
+PROFILES = ("demo", "hpa2021")
+
+
+class pipeline(luigi.Config):  # noqa: N801 -- Luigi derives the [pipeline] section name from the class name
+    input = luigi.Parameter(
+        default="data/synthetic",
+        description="URI of the input data in the Kaggle layout (train/, test/, train.csv): a folder or s3://",
+    )
+    work = luigi.Parameter(default="work", description="artifact root URI: a folder or s3://bucket/prefix")
+    profile = luigi.ChoiceParameter(choices=PROFILES, default="demo", description="model zoo profile")
+    shard_size = luigi.IntParameter(default=32, description="images per micro-batch (per-shard task)")

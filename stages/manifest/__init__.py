@@ -1,0 +1,1 @@
+"""manifest stage: the images of each split, cut into shards."""

@@ -1,0 +1,40 @@
+"""Luigi task: list a split's images once and cut them into shards."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from stages import storage
+from stages.config import pipeline
+from stages.manifest import core
+from stages.tasking import StageTask, StorageTarget
+
+
+class Manifest(StageTask):
+    stage = "manifest"
+
+    def content_settings(self) -> dict:
+        return {"input": pipeline().input, "shard_size": pipeline().shard_size}
+
+    def output(self):
+        return StorageTarget(storage.join(self.stage_root(), "manifest.csv"))
+
+    def run(self):
+        folder = storage.join(pipeline().input, self.split)
+        table_uri = storage.join(pipeline().input, core.LABEL_TABLES[self.split])
+        listed = storage.read_table(table_uri, dtype=str, keep_default_na=False) if storage.exists(table_uri) else None
+        manifest = core.build_manifest(storage.listdir(folder), listed, pipeline().shard_size)
+        if manifest.empty:
+            raise ValueError(f"no {self.split} images: {folder} holds no channel files and {table_uri} lists none")
+        storage.write_table(self.output().uri, manifest)
+
+
+def load_manifest(split: str) -> pd.DataFrame:
+    return core.read_manifest_table(storage.read_table(Manifest(split=split).output().uri, dtype={"shard": int}))
+
+
+def load_shard(split: str, shard: int) -> pd.DataFrame:
+    return core.shard_rows(load_manifest(split), shard)
+
+
+

@@ -1,0 +1,115 @@
+"""What every stage task shares: content-addressed output folders, storage targets, shard fan-out.
+
+An artifact lives at ``<work>/<stage>/<fingerprint>/<split>/<name>``. The fingerprint hashes the
+settings that change the artifact's content, chained through every upstream task's fingerprint, so a
+changed setting anywhere upstream never reuses a stale result; operational knobs (device, batch size,
+workers) stay out of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import ClassVar
+
+import luigi
+
+from stages.manifest import core as manifest_core
+from stages import storage
+from stages.config import pipeline
+
+
+class StorageTarget(luigi.Target):
+    """A Luigi target that asks the storage layer, so it works on folders and on S3 alike."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def exists(self) -> bool:
+        return storage.exists(self.uri)
+
+
+def fingerprint_of(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class StageTask(luigi.Task):
+    """A task whose output folder is derived from its parameters and its upstream tasks alone."""
+
+    stage: ClassVar[str]
+    split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
+
+    def content_settings(self) -> dict:
+        """The settings, besides upstream artifacts, that change this stage's output."""
+        return {}
+
+    def upstream(self) -> list[StageTask]:
+        """Upstream stage tasks whose artifacts this stage reads (their fingerprints chain into ours)."""
+        return []
+
+    def requires(self):
+        return self.upstream()
+
+    def fingerprint(self) -> str:
+        return fingerprint_of(
+            {
+                "stage": self.stage,
+                "settings": self.content_settings(),
+                "upstream": sorted(task.fingerprint() for task in self.upstream()),
+            }
+        )
+
+    def stage_root(self) -> str:
+        return storage.join(pipeline().work, self.stage, self.fingerprint(), self.split)
+
+
+class ShardTask(StageTask):
+    """A per-shard stage: its output is a folder of files closed by a success marker."""
+
+    shard = luigi.IntParameter(description="shard index (see the manifest)")
+
+    def folder(self) -> str:
+        return storage.join(self.stage_root(), f"shard-{self.shard:05d}")
+
+    def output(self):
+        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
+
+    def run(self):
+        folder = self.folder()
+        storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
+        try:
+            self.run_shard(folder)
+        except BaseException:
+            storage.remove(folder)  # never leave a partial artifact behind
+            raise
+        storage.mark_done(folder)
+
+    def run_shard(self, folder: str) -> None:
+        raise NotImplementedError
+
+
+class AllShards(luigi.Task):
+    """One stage over every shard of a split: complete exactly when every shard is, so deleting one
+    shard's output and rerunning recomputes that shard alone."""
+
+    shard_task: ClassVar[type[ShardTask]]
+    split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
+
+    def requires(self):
+        from stages.manifest.task import Manifest
+
+        return Manifest(split=self.split)
+
+    def shard_tasks(self) -> list[ShardTask]:
+        from stages.manifest.task import load_manifest
+
+        count = manifest_core.shard_count(load_manifest(self.split))
+        return [self.shard_task(split=self.split, shard=shard) for shard in range(count)]
+
+    def complete(self) -> bool:
+        return self.requires().complete() and all(task.complete() for task in self.shard_tasks())
+
+    def run(self):
+        tasks = self.shard_tasks()
+        self.set_status_message(f"{len(tasks)} shard(s) of {self.split}")
+        yield tasks
