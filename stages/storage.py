@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 SUCCESS_MARKER = "_SUCCESS"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class ArtifactNotFound(FileNotFoundError):
@@ -106,6 +108,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other users' containers
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

@@ -89,3 +89,9 @@ def test_local_write_is_atomic_no_temp_left(tmp_path):
 def test_s3_client_is_shared(s3_endpoint):
     assert storage.s3_client() is storage.s3_client()
     assert storage.s3_settings()["endpoint_url"] == s3_endpoint
+
+
+def test_local_files_get_umask_permissions(tmp_path):
+    uri = str(tmp_path / "shared.bin")
+    storage.write_bytes(uri, b"x")
+    assert (tmp_path / "shared.bin").stat().st_mode & 0o777 == 0o666 & ~storage._UMASK
