@@ -5,5 +5,8 @@ frameworks; task modules import those lazily, so building the task graph stays f
 """
 
 from stages.manifest.task import Manifest
+from stages.segment.task import Segment, SegmentAll
+from stages.tile.task import Tile, TileAll
 
-__all__ = ["Manifest"]
+FINAL_TASK = "TileAll"
+__all__ = ["Manifest", "Segment", "SegmentAll", "Tile", "TileAll"]

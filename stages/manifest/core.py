@@ -81,5 +81,5 @@ def shard_rows(manifest: pd.DataFrame, shard: int) -> pd.DataFrame:
 def read_manifest_table(data: pd.DataFrame) -> pd.DataFrame:
     """A manifest read back from CSV, with empty cells as "" (pandas reads them as NaN)."""
     text_columns = ["ID", *CHANNELS, "Label"]
-    data[text_columns] = data[text_columns].fillna("").astype(str)
+    data[text_columns] = data[text_columns].astype(object).fillna("").astype(str)
     return data
