@@ -99,10 +99,10 @@ def read_bytes(uri: str) -> bytes:
         raise _missing(uri) from None
 
 
-def write_bytes(uri: str, data: bytes) -> None:
+def write_bytes(uri: str, data: bytes | memoryview) -> None:
     if is_s3(uri):
         bucket, key = _split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=bytes(data))  # botocore rejects memoryview
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def read_array(uri: str) -> np.ndarray:
 def write_array(uri: str, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    write_bytes(uri, buffer.getvalue())
+    write_bytes(uri, buffer.getbuffer())  # a view, not a copy: shard arrays reach hundreds of MB
 
 
 def read_arrays(uri: str) -> dict[str, np.ndarray]:
@@ -188,7 +188,7 @@ def write_arrays(uri: str, **arrays: np.ndarray) -> None:
     """Several arrays in one compressed ``.npz`` object (label images compress ~50x)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    write_bytes(uri, buffer.getvalue())
+    write_bytes(uri, buffer.getbuffer())
 
 
 def read_table(uri: str, **read_csv_options) -> pd.DataFrame:

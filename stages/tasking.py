@@ -36,6 +36,14 @@ def fingerprint_of(value) -> str:
 class StageTask(luigi.Task):
     """A task whose output folder is derived from its parameters and its upstream tasks alone."""
 
+    def progress(self, message: str, percent: int) -> None:
+        """Status and progress for the Luigi UI, so a long run is not silent."""
+        # Luigi installs these callbacks only inside a worker; stages.runstage calls run() without one.
+        if self.set_status_message is not None:
+            self.set_status_message(message)
+        if self.set_progress_percentage is not None:
+            self.set_progress_percentage(percent)
+
     stage: ClassVar[str]
     split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
 

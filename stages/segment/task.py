@@ -57,7 +57,7 @@ class Segment(ShardTask):
             segment_field = make_segmenter(settings)
             for number, image in enumerate(images, start=1):
                 image_id = image["ID"]
-                self._progress(f"{image_id}: image {number}/{len(images)}", 100 * (number - 1) // len(images))
+                self.progress(f"{image_id}: image {number}/{len(images)}", 100 * (number - 1) // len(images))
                 field = read_field(source, image_id, {channel: image[channel] for channel in CHANNELS})
                 cells, nuclei = segment_field(field)
                 storage.write_arrays(storage.join(folder, contract.labels_file(image_id)), cells=cells, nuclei=nuclei)
@@ -68,14 +68,7 @@ class Segment(ShardTask):
         storage.write_table(storage.join(folder, contract.CELLS_FILE), pd.concat(tables, ignore_index=True))
         images_table = pd.DataFrame(sizes, columns=list(contract.IMAGES_COLUMNS))
         storage.write_table(storage.join(folder, contract.IMAGES_FILE), images_table)
-        self._progress(f"{len(images)} image(s), {sum(size[-1] for size in sizes)} cell(s)", 100)
-
-    def _progress(self, message: str, percent: int) -> None:
-        # Luigi installs these callbacks only inside a worker; stages.runstage calls run() without one.
-        if self.set_status_message is not None:
-            self.set_status_message(message)
-        if self.set_progress_percentage is not None:
-            self.set_progress_percentage(percent)
+        self.progress(f"{len(images)} image(s), {sum(size[-1] for size in sizes)} cell(s)", 100)
 
 
 class SegmentAll(AllShards):
