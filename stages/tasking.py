@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import ClassVar
 
 import luigi
+
+logger = logging.getLogger("luigi-interface")
 
 from stages.manifest import core as manifest_core
 from stages import storage
@@ -34,14 +37,29 @@ def fingerprint_of(value) -> str:
 
 
 class StageTask(luigi.Task):
-    """A task whose output folder is derived from its parameters and its upstream tasks alone."""
+    """A task whose output folder is derived from its parameters and its upstream tasks alone.
 
-    def progress(self, message: str, percent: int) -> None:
-        """Status and progress for the Luigi UI, so a long run is not silent."""
+    ``run()`` hands the work to the configured runner ([runner] mode: in this process, the stage's Docker
+    image or a Kubernetes Job); subclasses implement ``run_here()``, the in-process work.
+    """
+
+    needs_gpu: ClassVar[bool] = False
+
+    def run(self):
+        from stages.runners import dispatch
+
+        dispatch(self)
+
+    def run_here(self) -> None:
+        raise NotImplementedError
+
+    def progress(self, message: str, percent: int | None = None) -> None:
+        """Status and progress for the Luigi scheduler and the log, so a long run is not silent."""
+        logger.info("%s: %s", self.task_id, message)
         # Luigi installs these callbacks only inside a worker; stages.runstage calls run() without one.
         if self.set_status_message is not None:
             self.set_status_message(message)
-        if self.set_progress_percentage is not None:
+        if percent is not None and self.set_progress_percentage is not None:
             self.set_progress_percentage(percent)
 
     stage: ClassVar[str]
@@ -82,7 +100,7 @@ class ShardTask(StageTask):
     def output(self):
         return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
 
-    def run(self):
+    def run_here(self):
         folder = self.folder()
         storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
         try:

@@ -19,7 +19,7 @@ class Manifest(StageTask):
     def output(self):
         return StorageTarget(storage.join(self.stage_root(), "manifest.csv"))
 
-    def run(self):
+    def run_here(self):
         folder = storage.join(pipeline().input, self.split)
         table_uri = storage.join(pipeline().input, core.LABEL_TABLES[self.split])
         listed = storage.read_table(table_uri, dtype=str, keep_default_na=False) if storage.exists(table_uri) else None

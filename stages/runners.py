@@ -1,0 +1,168 @@
+"""Where a task's work runs: in this process (default), in its stage's Docker image, or as a Kubernetes Job.
+
+All three run the same code: the container's entry point is ``python -m stages.runstage <Task> <params>``,
+which calls the task's in-process work. The command or Job spec is built from the task's parameters and
+the pipeline settings at run time only: nothing here contacts Docker or Kubernetes while Luigi builds the
+graph (luigi.contrib.docker_runner.DockerTask would, in its constructor).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+from luigi.task_register import Register
+
+from stages import storage
+
+RUNNERS = ("inprocess", "docker", "kubernetes")
+# Credentials travel by name (`-e NAME`): docker copies the value from our environment, so secrets never
+# appear on a command line or in a Job spec.
+PASSED_ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
+CONTAINER_CONFIG = "/etc/hpa-stages/luigi.cfg"
+
+
+class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section name from the class name
+    mode = luigi.ChoiceParameter(choices=RUNNERS, default="inprocess", description="where stage work runs")
+    registry = luigi.Parameter(default="hpa-stages", description="image registry/namespace")
+    tag = luigi.Parameter(default="0.1.0", description="image tag (docker-bake.hcl TAG)")
+    docker = luigi.Parameter(default="docker", description="docker client command")
+    gpus = luigi.Parameter(default="all", description="docker --gpus value for GPU stages")
+    namespace = luigi.OptionalParameter(default=None, description="Kubernetes namespace")
+    credentials_secret = luigi.OptionalParameter(
+        default=None, description="Kubernetes Secret whose keys become the Job's environment (S3 credentials)"
+    )
+
+
+def image_for(task) -> str:
+    settings = runner()
+    return f"{settings.registry}/{task.stage}:{settings.tag}"
+
+
+def _stage_config_classes() -> list[type[luigi.Config]]:
+    return sorted(
+        (cls for cls in Register._get_reg().values()
+         if isinstance(cls, type) and issubclass(cls, luigi.Config) and cls.__module__.startswith("stages.")
+         and cls is not runner),
+        key=lambda cls: cls.get_task_family(),
+    )
+
+
+def task_arguments(task) -> list[str]:
+    """``<Task> --param value ...`` plus every stage setting in force here, so the container sees the same
+    settings even when they came from this process's command line rather than a file."""
+    arguments = [task.get_task_family()]
+    for name, value in task.to_str_params().items():
+        arguments += [f"--{name.replace('_', '-')}", value]
+    for config_class in _stage_config_classes():
+        section = config_class.get_task_family()
+        for name, value in config_class().to_str_params().items():
+            arguments += [f"--{section}-{name.replace('_', '-')}", value]
+    return arguments + ["--runner-mode", "inprocess"]
+
+
+def _local_folders(arguments: list[str]) -> list[str]:
+    """Host folders the container must see at the same path: local URIs among the settings."""
+    folders = set()
+    for value in arguments:
+        if value.startswith("/") and not storage.is_s3(value):
+            path = Path(value)
+            folders.add(str(path if path.is_dir() else path.parent))
+    return sorted(folders)
+
+
+def _config_files() -> list[str]:
+    return [path for path in luigi.configuration.get_config()._config_paths if os.path.isfile(path)]
+
+
+def docker_command(task) -> list[str]:
+    settings = runner()
+    arguments = [_absolute(value) for value in task_arguments(task)]
+    name = re.sub(r"[^a-zA-Z0-9_.-]", "-", task.task_id)[:128]
+    command = [settings.docker, "run", "--rm", "--name", name]
+    if getattr(task, "needs_gpu", False):
+        command += ["--gpus", settings.gpus]
+    for variable in PASSED_ENVIRONMENT:
+        command += ["-e", variable]
+    config_files = _config_files()
+    if config_files:
+        # Luigi reads the last file of its path list last, so the container keeps this process's precedence.
+        command += ["-v", f"{config_files[-1]}:{CONTAINER_CONFIG}:ro", "-e", f"LUIGI_CONFIG_PATH={CONTAINER_CONFIG}"]
+    for folder in _local_folders(arguments):
+        command += ["-v", f"{folder}:{folder}"]
+    return command + [image_for(task)] + arguments
+
+
+def _absolute(value: str) -> str:
+    """Relative local paths mean nothing inside a container: make the ones that exist absolute."""
+    if value and not value.startswith(("-", "/", "s3://")) and os.path.exists(value):
+        return os.path.abspath(value)
+    return value
+
+
+def kubernetes_pod_spec(task) -> dict:
+    """The Pod spec of the Job that runs ``task``: its stage image, its arguments, S3 settings."""
+    settings = runner()
+    container = {
+        "name": task.stage,
+        "image": image_for(task),
+        "args": task_arguments(task),
+        "env": [{"name": name, "value": os.environ[name]} for name in ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+                if os.environ.get(name)],
+    }
+    if settings.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
+    if getattr(task, "needs_gpu", False):
+        container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    return {
+        "containers": [container],
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True},
+    }
+
+
+def job_name(task) -> str:
+    """A DNS-1123 name (Kubernetes rejects anything else); luigi appends a time stamp and a unique id."""
+    # Luigi appends 32 characters and Kubernetes allows 63; the task id ends in a hash of the parameters.
+    return re.sub(r"[^a-z0-9-]", "-", f"hpa-{task.stage}-{task.task_id.rsplit('_', 1)[-1][:10]}".lower())
+
+
+def run_in_docker(task) -> None:
+    command = docker_command(task)
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{task}: container exited with status {completed.returncode}: {' '.join(command)}")
+
+
+def run_in_kubernetes(task) -> None:
+    from luigi.contrib.kubernetes import KubernetesJobTask
+
+    class StageJob(KubernetesJobTask):
+        name = job_name(task)
+        spec_schema = kubernetes_pod_spec(task)
+        kubernetes_namespace = runner().namespace
+
+    StageJob().run()
+
+
+def dispatch(task) -> None:
+    """Run ``task.run_here()`` where the [runner] section says."""
+    mode = runner().mode
+    if mode == "inprocess":
+        task.run_here()
+    elif mode == "docker":
+        run_in_docker(task)
+    else:
+        run_in_kubernetes(task)
+    if not task.complete():
+        raise RuntimeError(f"{task}: the {mode} run ended but its output is missing: {task.output()}")

@@ -1,0 +1,120 @@
+"""The docker and Kubernetes runners, checked by the exact command and Job spec they would issue."""
+
+from __future__ import annotations
+
+import luigi.configuration
+import pytest
+from luigi.parameter import _no_value
+
+import stages
+from stages import runners
+from stages.tasking import ShardTask, StageTask
+
+REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0}
+
+
+@pytest.fixture
+def runner_settings():
+    config = luigi.configuration.get_config()
+    if not config.has_section("runner"):
+        config.add_section("runner")
+    saved = dict(config.items("runner"))
+
+    def apply(**values):
+        for key, value in values.items():
+            config.set("runner", key, str(value))
+
+    yield apply
+    config.remove_section("runner")
+    config.add_section("runner")
+    for key, value in saved.items():
+        config.set("runner", key, value)
+
+
+def stage_tasks() -> list[StageTask]:
+    """One instance of every stage task that stages exposes, with its required parameters filled in."""
+    tasks = []
+    for name in stages.__all__:
+        task_class = getattr(stages, name)
+        if not (isinstance(task_class, type) and issubclass(task_class, StageTask)):
+            continue
+        values = {"shard": 3} if issubclass(task_class, ShardTask) else {}
+        for parameter, spec in task_class.get_params():
+            if parameter not in values and spec._default is _no_value:
+                values[parameter] = REQUIRED_EXAMPLES[parameter]
+        tasks.append(task_class(**values))
+    return tasks
+
+
+def option(command: list[str], flag: str) -> list[str]:
+    return [command[index + 1] for index, value in enumerate(command) if value == flag]
+
+
+def test_docker_command_for_every_stage(tmp_path, pipeline_settings, runner_settings, monkeypatch):
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    work.mkdir()
+    pipeline_settings(input=str(data), work=str(work), profile="demo", shard_size=8)
+    runner_settings(mode="docker", registry="registry.example/hpa", tag="1.2.3", gpus="device=0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
+    tasks = stage_tasks()
+    assert {task.stage for task in tasks} >= {"manifest", "segment", "tile"}
+    for task in tasks:
+        command = runners.docker_command(task)
+        assert command[:3] == ["docker", "run", "--rm"]
+        image = f"registry.example/hpa/{task.stage}:1.2.3"
+        assert image in command
+        arguments = command[command.index(image) + 1:]
+        assert arguments[0] == task.get_task_family()
+        assert option(arguments, "--pipeline-work") == [str(work)]
+        assert option(arguments, "--pipeline-input") == [str(data)]
+        assert option(arguments, "--runner-mode") == ["inprocess"]  # the container runs the work itself
+        if isinstance(task, ShardTask):
+            assert option(arguments, "--shard") == ["3"]
+        assert f"{work}:{work}" in option(command, "-v") and f"{data}:{data}" in option(command, "-v")
+        assert "AWS_SECRET_ACCESS_KEY" in option(command, "-e")
+        assert "do-not-leak" not in " ".join(command)
+        assert (option(command, "--gpus") == ["device=0"]) == bool(task.needs_gpu)
+
+
+def test_docker_command_on_s3_mounts_nothing(s3_root, pipeline_settings, runner_settings):
+    pipeline_settings(input=f"{s3_root}/data", work=f"{s3_root}/work", profile="demo", shard_size=8)
+    runner_settings(mode="docker")
+    command = runners.docker_command(stages.Tile(split="test", shard=0))
+    assert [mount for mount in option(command, "-v") if not mount.endswith(":ro")] == []
+    assert option(command, "--pipeline-work") == [f"{s3_root}/work"]
+
+
+def test_kubernetes_job_spec(s3_root, pipeline_settings, runner_settings, monkeypatch):
+    pipeline_settings(input=f"{s3_root}/data", work=f"{s3_root}/work", profile="demo", shard_size=8)
+    runner_settings(mode="kubernetes", registry="reg/hpa", tag="7", credentials_secret="s3-creds")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
+    task = stages.Segment(split="train", shard=2)
+    spec = runners.kubernetes_pod_spec(task)
+    (container,) = spec["containers"]
+    assert container["image"] == "reg/hpa/segment:7"
+    assert container["args"][:5] == ["Segment", "--split", "train", "--shard", "2"]
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"} in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert spec["restartPolicy"] == "Never" and spec["securityContext"]["runAsNonRoot"]
+    name = runners.job_name(task)
+    assert len(name) <= 31 and name.startswith("hpa-segment-") and name == name.lower()
+    assert runners.job_name(stages.Segment(split="train", shard=3)) != name
+
+
+def test_graph_building_contacts_no_docker(tmp_path, pipeline_settings, runner_settings, monkeypatch):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker", docker="/nonexistent/docker")
+    monkeypatch.setattr(runners.subprocess, "run", lambda *a, **k: pytest.fail("docker started at graph time"))
+    task = stages.TileAll(split="test")
+    task.requires()
+    task.complete()
+    for shard_task in stages.Tile(split="test", shard=0).requires():
+        shard_task.output()
+
+
+def test_docker_failure_names_the_command(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker", docker="false")
+    with pytest.raises(RuntimeError, match=r"container exited with status 1: false run --rm"):
+        runners.dispatch(stages.Manifest(split="test"))
