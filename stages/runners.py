@@ -44,9 +44,14 @@ class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section 
     )
 
 
+def image_name(task) -> str:
+    """The stage package the task lives in (stages/<name>/task.py) names its image and bake target."""
+    return type(task).__module__.split(".")[1]
+
+
 def image_for(task) -> str:
     settings = runner()
-    return f"{settings.registry}/{task.stage}:{settings.tag}"
+    return f"{settings.registry}/{image_name(task)}:{settings.tag}"
 
 
 def _stage_config_classes() -> list[type[luigi.Config]]:
@@ -114,7 +119,7 @@ def kubernetes_pod_spec(task) -> dict:
     """The Pod spec of the Job that runs ``task``: its stage image, its arguments, S3 settings."""
     settings = runner()
     container = {
-        "name": task.stage,
+        "name": image_name(task),
         "image": image_for(task),
         "args": task_arguments(task),
         "env": [{"name": name, "value": os.environ[name]} for name in ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
@@ -134,7 +139,7 @@ def kubernetes_pod_spec(task) -> dict:
 def job_name(task) -> str:
     """A DNS-1123 name (Kubernetes rejects anything else); luigi appends a time stamp and a unique id."""
     # Luigi appends 32 characters and Kubernetes allows 63; the task id ends in a hash of the parameters.
-    return re.sub(r"[^a-z0-9-]", "-", f"hpa-{task.stage}-{task.task_id.rsplit('_', 1)[-1][:10]}".lower())
+    return re.sub(r"[^a-z0-9-]", "-", f"hpa-{image_name(task)}-{task.task_id.rsplit('_', 1)[-1][:10]}".lower())
 
 
 def run_in_docker(task) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import luigi.configuration
 import pytest
 from luigi.parameter import _no_value
@@ -10,6 +12,7 @@ import stages
 from stages import runners
 from stages.tasking import ShardTask, StageTask
 
+REPO = Path(__file__).resolve().parents[1]
 REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0}
 
 
@@ -58,11 +61,12 @@ def test_docker_command_for_every_stage(tmp_path, pipeline_settings, runner_sett
     runner_settings(mode="docker", registry="registry.example/hpa", tag="1.2.3", gpus="device=0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
     tasks = stage_tasks()
-    assert {task.stage for task in tasks} >= {"manifest", "segment", "tile"}
+    assert {runners.image_name(task) for task in tasks} >= {"manifest", "segment", "tile"}
     for task in tasks:
         command = runners.docker_command(task)
         assert command[:3] == ["docker", "run", "--rm"]
-        image = f"registry.example/hpa/{task.stage}:1.2.3"
+        image = f"registry.example/hpa/{runners.image_name(task)}:1.2.3"
+        assert (REPO / "images" / runners.image_name(task) / "Dockerfile").exists()
         assert image in command
         arguments = command[command.index(image) + 1:]
         assert arguments[0] == task.get_task_family()
