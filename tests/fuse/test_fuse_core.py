@@ -1,0 +1,105 @@
+"""Fusion of score tables: formulas, source selection, key alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.classes import NUM_CLASSES, SCORE_COLUMNS
+from stages.fuse import core
+from stages.zoo import get_profile
+
+
+def table(keys, seed=0, values=None):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(keys, columns=["ID", "cell_id"])
+    scores = rng.uniform(0.01, 1.0, (len(keys), NUM_CLASSES)) if values is None else np.asarray(values, float)
+    frame[list(SCORE_COLUMNS)] = scores
+    return frame
+
+
+KEYS = [("a", 1), ("a", 2), ("b", 1), ("b", 3)]
+
+
+def scores_of(frame):
+    return frame[list(SCORE_COLUMNS)].to_numpy()
+
+
+def test_weighted_is_the_spec_formula_and_means_model_tables():
+    cells = [table(KEYS, 1), table(KEYS, 2)]
+    images = [table(KEYS, 3), table(KEYS, 4), table(KEYS, 5)]
+    detector, image_on_cell = table(KEYS, 6), table(KEYS, 7)
+    fused = core.fuse(
+        {"cell": cells, "image": images, "detector": detector, "image_on_cell": image_on_cell},
+        {"cell": 0.5, "image": 0.3, "detector": 0.1, "image_on_cell": 0.1},
+    )
+    expected = (
+        0.5 * (scores_of(cells[0]) + scores_of(cells[1])) / 2
+        + 0.3 * sum(scores_of(frame) for frame in images) / 3
+        + 0.1 * scores_of(detector)
+        + 0.1 * scores_of(image_on_cell)
+    )
+    assert list(fused.columns) == ["ID", "cell_id", *SCORE_COLUMNS]
+    assert list(zip(fused["ID"], fused["cell_id"])) == KEYS
+    np.testing.assert_allclose(scores_of(fused), expected, rtol=1e-12)
+
+
+def test_profile_weights_work_as_given():
+    profile = get_profile("demo")
+    sources = {source: table(KEYS, index) for index, source in enumerate(profile.fusion.sources)}
+    fused = core.fuse(sources, profile.fusion.weights, profile.fusion.mode)
+    assert len(fused) == len(KEYS)
+
+
+def test_rows_align_by_key_not_by_position():
+    first = table(KEYS, 1)
+    shuffled = first.iloc[[3, 1, 0, 2]].reset_index(drop=True)
+    fused = core.fuse({"cell": first, "image": shuffled}, {"cell": 0.5, "image": 0.5})
+    np.testing.assert_allclose(scores_of(fused), scores_of(first), rtol=1e-12)
+
+
+def test_zero_or_absent_weight_source_is_not_used_and_not_needed():
+    cell = table(KEYS, 1)
+    garbage = table([("zzz", 9)], 2)  # would be a key mismatch if it were used
+    fused = core.fuse({"cell": cell, "detector": garbage}, {"cell": 0.5, "detector": 0.0, "image": 0})
+    np.testing.assert_allclose(scores_of(fused), scores_of(cell), rtol=1e-12)
+
+
+def test_weights_are_normalised_when_a_source_is_left_out():
+    cell, image = table(KEYS, 1), table(KEYS, 2)
+    fused = core.fuse({"cell": cell, "image": image}, {"cell": 0.5, "image": 0.3})
+    np.testing.assert_allclose(scores_of(fused), (0.5 * scores_of(cell) + 0.3 * scores_of(image)) / 0.8)
+
+
+def test_multiplicative_is_the_weighted_geometric_mean():
+    cell, detector = table(KEYS, 1), table(KEYS, 2)
+    fused = core.fuse({"cell": cell, "detector": detector}, {"cell": 0.75, "detector": 0.25}, "multiplicative")
+    np.testing.assert_allclose(scores_of(fused), scores_of(cell) ** 0.75 * scores_of(detector) ** 0.25, rtol=1e-10)
+    zero = table(KEYS, values=np.zeros((len(KEYS), NUM_CLASSES)))
+    fused = core.fuse({"cell": cell, "detector": zero}, {"cell": 0.5, "detector": 0.5}, "multiplicative")
+    assert (scores_of(fused) > 0).all() and (scores_of(fused) < scores_of(cell)).all()
+
+
+def test_mismatched_keys_are_an_error_naming_the_sources():
+    with pytest.raises(core.KeyMismatch, match=r"cell and detector.*1 .*only in cell.*\('b', 3\)"):
+        core.fuse({"cell": table(KEYS), "detector": table(KEYS[:3])}, {"cell": 1, "detector": 1})
+    with pytest.raises(core.KeyMismatch, match="image"):
+        core.fuse({"image": [table(KEYS), table(KEYS[:3] + [("c", 1)])]}, {"image": 1})
+    with pytest.raises(core.KeyMismatch, match="duplicated"):
+        core.fuse({"cell": table(KEYS + [("a", 1)])}, {"cell": 1})
+
+
+def test_bad_configuration_is_an_error():
+    with pytest.raises(ValueError, match="no table was given"):
+        core.fuse({"cell": table(KEYS)}, {"cell": 0.5, "image": 0.5})
+    with pytest.raises(ValueError, match="mode"):
+        core.fuse({"cell": table(KEYS)}, {"cell": 1}, "additive")
+    with pytest.raises(ValueError, match="negative"):
+        core.fuse({"cell": table(KEYS)}, {"cell": 1, "image": -1})
+    with pytest.raises(ValueError, match="positive weight"):
+        core.fuse({"cell": table(KEYS)}, {"cell": 0})
+    with pytest.raises(ValueError, match="NaN"):
+        core.fuse({"cell": table(KEYS, values=np.full((4, NUM_CLASSES), np.nan))}, {"cell": 1})
+    with pytest.raises(ValueError, match="missing column"):
+        core.fuse({"cell": table(KEYS).drop(columns="class_7")}, {"cell": 1})
