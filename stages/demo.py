@@ -20,6 +20,7 @@ from luigi.execution_summary import LuigiStatusCode
 import stages
 from stages import storage
 from stages.config import pipeline
+from stages.submit.task import Submission, published_text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         config.set("pipeline", key, value)
     target = getattr(stages, args.target)()
     result = luigi.build([target], local_scheduler=True, workers=args.workers, detailed_summary=True)
-    print(result.summary_text)
     elapsed = time.monotonic() - started
     if result.status not in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
         print(f"FAILED after {elapsed:.0f} s", file=sys.stderr)
         return 1
     print(f"done in {elapsed:.0f} s: {target} -> work root {pipeline().work}")
+    if isinstance(target, Submission):
+        print(published_text(target.split))
     return 0
 
 

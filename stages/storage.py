@@ -19,8 +19,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -99,10 +100,15 @@ def read_bytes(uri: str) -> bytes:
         raise _missing(uri) from None
 
 
-def write_bytes(uri: str, data: bytes | memoryview) -> None:
+def write_with(uri: str, write: Callable[[BinaryIO], object]) -> None:
+    """Atomically store what ``write`` writes into a binary file object: locally straight into a temporary
+    file beside the target, on S3 into one buffer sent as the body (no further copies of large arrays)."""
     if is_s3(uri):
         bucket, key = _split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=bytes(data))  # botocore rejects memoryview
+        buffer = io.BytesIO()
+        write(buffer)
+        buffer.seek(0)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=buffer)
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,12 +116,16 @@ def write_bytes(uri: str, data: bytes | memoryview) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other users' containers
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    write_with(uri, lambda handle: handle.write(data))
 
 
 def exists(uri: str) -> bool:
@@ -174,9 +184,7 @@ def read_array(uri: str) -> np.ndarray:
 
 
 def write_array(uri: str, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    write_bytes(uri, buffer.getbuffer())  # a view, not a copy: shard arrays reach hundreds of MB
+    write_with(uri, lambda handle: np.save(handle, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def read_arrays(uri: str) -> dict[str, np.ndarray]:
@@ -186,9 +194,7 @@ def read_arrays(uri: str) -> dict[str, np.ndarray]:
 
 def write_arrays(uri: str, **arrays: np.ndarray) -> None:
     """Several arrays in one compressed ``.npz`` object (label images compress ~50x)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes(uri, buffer.getbuffer())
+    write_with(uri, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def read_table(uri: str, **read_csv_options) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import logging
 from typing import ClassVar
 
 import luigi
+import luigi.configuration
 
 logger = logging.getLogger("luigi-interface")
 
@@ -30,6 +31,16 @@ class StorageTarget(luigi.Target):
 
     def exists(self) -> bool:
         return storage.exists(self.uri)
+
+
+_fingerprints: dict[str, tuple[tuple, str]] = {}
+
+
+def settings_state() -> tuple:
+    """What every setting is read from: the config files' content and the command line being parsed."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    return id(CmdlineParser._instance), repr(luigi.configuration.get_config()._sections)
 
 
 def fingerprint_of(value) -> str:
@@ -77,13 +88,21 @@ class StageTask(luigi.Task):
         return self.upstream()
 
     def fingerprint(self) -> str:
-        return fingerprint_of(
+        # A graph asks for the same fingerprints once per shard: cache them for as long as the settings
+        # (config files, command line) they derive from stay as they are.
+        state = settings_state()
+        cached = _fingerprints.get(self.task_id)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        value = fingerprint_of(
             {
                 "stage": self.stage,
                 "settings": self.content_settings(),
                 "upstream": sorted(task.fingerprint() for task in self.upstream()),
             }
         )
+        _fingerprints[self.task_id] = (state, value)
+        return value
 
     def stage_root(self) -> str:
         return storage.join(pipeline().work, self.stage, self.fingerprint(), self.split)
@@ -114,28 +133,27 @@ class ShardTask(StageTask):
         raise NotImplementedError
 
 
-class AllShards(luigi.Task):
+class AllShards(luigi.WrapperTask):
     """One stage over every shard of a split: complete exactly when every shard is, so deleting one
-    shard's output and rerunning recomputes that shard alone."""
+    shard's output and rerunning recomputes that shard alone.
+
+    The shard tasks are static requirements, known when the graph is built (the manifest is made then if it
+    is missing: one listing of the input). Every worker attached to a central luigid therefore sees every
+    shard task; tasks yielded at run time would be visible to the worker that yielded them only.
+    """
 
     shard_task: ClassVar[type[ShardTask]]
     split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
 
-    def requires(self):
-        from stages.manifest.task import Manifest
-
-        return Manifest(split=self.split)
+    def shard_parameters(self) -> dict:
+        """Parameters besides (split, shard) that every shard task gets (e.g. a model name)."""
+        return {}
 
     def shard_tasks(self) -> list[ShardTask]:
-        from stages.manifest.task import load_manifest
+        from stages.manifest.task import ensure_manifest
 
-        count = manifest_core.shard_count(load_manifest(self.split))
-        return [self.shard_task(split=self.split, shard=shard) for shard in range(count)]
+        count = manifest_core.shard_count(ensure_manifest(self.split))
+        return [self.shard_task(split=self.split, shard=shard, **self.shard_parameters()) for shard in range(count)]
 
-    def complete(self) -> bool:
-        return self.requires().complete() and all(task.complete() for task in self.shard_tasks())
-
-    def run(self):
-        tasks = self.shard_tasks()
-        self.set_status_message(f"{len(tasks)} shard(s) of {self.split}")
-        yield tasks
+    def requires(self):
+        return self.shard_tasks()

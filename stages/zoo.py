@@ -59,6 +59,7 @@ class PseudoLabelSettings:
     positive_threshold: float
     negative_threshold: float
     folds: int
+    model: str  # the cell model whose settings the fold models train with (its pseudo_labels ignored)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +144,8 @@ def load_zoo(path: str | Path = ZOO_FILE) -> MappingProxyType:
         entry["fusion"] = _strict(FusionSettings, fusion, f"profile {name} fusion")
         profile = _strict(Profile, {"name": name, **entry, "models": MappingProxyType(models)}, f"profile {name}")
         profile.image_on_cell  # an unknown image-on-cell model fails at load, not mid-run
+        if profile.model(profile.pseudo_label.model).role != "cell":
+            raise ValueError(f"profile {name}: pseudo_label model {profile.pseudo_label.model} is not a cell model")
         for spec in profile.role("cell"):
             if spec.input_size != profile.tile_size:
                 raise ValueError(f"profile {name}: cell model {spec.name} reads {spec.input_size}-px input but "

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import luigi.configuration
+import luigi.task
 import pytest
 from luigi.parameter import _no_value
 
 import stages
 from stages import runners
+from stages.synth.core import write_dataset
 from stages.tasking import ShardTask, StageTask
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0}
+REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0, "size": 64}
 
 
 @pytest.fixture
@@ -107,12 +109,21 @@ def test_kubernetes_job_spec(s3_root, pipeline_settings, runner_settings, monkey
 
 
 def test_graph_building_contacts_no_docker(tmp_path, pipeline_settings, runner_settings, monkeypatch):
-    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    write_dataset(str(tmp_path / "data"), 2, 2, 64, 64, 1)
+    pipeline_settings(input=str(tmp_path / "data"), work=str(tmp_path / "work"), profile="demo", shard_size=1)
     runner_settings(mode="docker", docker="/nonexistent/docker")
-    monkeypatch.setattr(runners.subprocess, "run", lambda *a, **k: pytest.fail("docker started at graph time"))
-    task = stages.TileAll(split="test")
-    task.requires()
-    task.complete()
+    real_run = runners.subprocess.run
+
+    def refuse_docker(command, *args, **kwargs):
+        assert "/nonexistent/docker" not in command, "docker started at graph time"
+        return real_run(command, *args, **kwargs)
+
+    monkeypatch.setattr(runners.subprocess, "run", refuse_docker)
+    task = stages.Submission(split="test")
+    assert not task.complete()
+    pending = [task]
+    while pending:  # the whole graph, as the scheduler walks it
+        pending += luigi.task.flatten(pending.pop().requires())
     for shard_task in stages.Tile(split="test", shard=0).requires():
         shard_task.output()
 

@@ -29,6 +29,14 @@ class Manifest(StageTask):
         storage.write_table(self.output().uri, manifest)
 
 
+def ensure_manifest(split: str) -> pd.DataFrame:
+    """The split's manifest, made now if it is missing: shard fan-out needs it while the graph is built."""
+    task = Manifest(split=split)
+    if not task.complete():
+        task.run_here()
+    return load_manifest(split)
+
+
 def load_manifest(split: str) -> pd.DataFrame:
     return core.read_manifest_table(storage.read_table(Manifest(split=split).output().uri, dtype={"shard": int}))
 

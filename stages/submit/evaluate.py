@@ -1,0 +1,328 @@
+"""The challenge metric (SPEC 2): mAP over the 19 classes at mask IoU >= 0.6, Open Images style.
+
+For each class c, following the Open Images challenge evaluator (TF object detection API,
+``OpenImagesInstanceSegmentationChallengeEvaluator``) as the host used it:
+
+- Only images whose truth has c among its cells' labels (the image's labels) are evaluated for c: a
+  prediction of c anywhere else is ignored, neither true nor false positive.
+- In such an image, predictions of c are taken in descending confidence; one is a true positive when its
+  mask IoU with a not-yet-matched truth cell of class c is >= the threshold (that cell is then matched),
+  otherwise a false positive; a second prediction on an already matched cell is a false positive. Truth
+  cells never overlap, so at a threshold above 0.5 at most one truth cell can qualify for a prediction:
+  the evaluator's rule (take the best-IoU truth cell of c; if it is already matched, false positive) and
+  "any unmatched truth cell with IoU >= threshold" give the same answer.
+- All images' predictions of c are pooled and sorted by descending confidence (ties keep the order in
+  which images were added, then descending confidence within the image, stable); precision and recall
+  (over every truth cell of c) follow, and AP is the area under the all-point interpolated precision
+  envelope. A class with truth but no counted prediction has AP 0; a class with no truth cell has no AP
+  and is left out of the mean.
+
+Two ways in, one metric:
+
+- label images (the pipeline's own cells, :func:`evaluate`): the IoUs of all predicted cells with all
+  truth cells of an image come from one joint histogram (``bincount`` of ``pred * K + truth``), never
+  from per-pair masks, and are reused for every score table of an ablation;
+- a submission table (:func:`evaluate_submission`): predicted masks may overlap or repeat, so IoUs are
+  computed on the RLEs themselves (``pycocotools.mask.iou``), without decoding a mask.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import zlib
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from pycocotools import mask as coco_mask
+
+from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS, parse_labels
+from stages.submit.contract import IOU_THRESHOLD
+from stages.submit.encoding import cell_rle_counts
+
+
+def iou_matrix(pred_labels: np.ndarray, truth_labels: np.ndarray) -> np.ndarray:
+    """``iou[p, t]`` for every label id p of the prediction and t of the truth, from one joint histogram.
+
+    Row and column 0 (background) are 0; ids without pixels have IoU 0 with everything.
+    Shape ``(max pred id + 1, max truth id + 1)``.
+    """
+    pred = np.asarray(pred_labels)
+    truth = np.asarray(truth_labels)
+    if pred.ndim != 2 or pred.shape != truth.shape:
+        raise ValueError(f"predicted and truth label images differ in shape: {pred.shape} vs {truth.shape}")
+    for name, image in (("predicted", pred), ("truth", truth)):
+        if not np.issubdtype(image.dtype, np.integer):
+            raise ValueError(f"the {name} label image must hold integers, got {image.dtype}")
+        if image.size and image.min() < 0:
+            raise ValueError(f"the {name} label image holds negative ids")
+    n_pred = int(pred.max(initial=0)) + 1
+    n_truth = int(truth.max(initial=0)) + 1
+    joint = pred.astype(np.int64).ravel() * n_truth + truth.astype(np.int64).ravel()
+    hist = np.bincount(joint, minlength=n_pred * n_truth).reshape(n_pred, n_truth)
+    union = hist.sum(axis=1)[:, None] + hist.sum(axis=0)[None, :] - hist
+    iou = np.divide(hist, union, out=np.zeros(hist.shape), where=union > 0)
+    iou[0, :] = 0.0
+    iou[:, 0] = 0.0
+    return iou
+
+
+def truth_class_matrix(truth_cells: Mapping[int, Iterable[int]] | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Truth cells' classes as ``(ids (T,), (T, 19) bool)``, from ``{cell_id: [classes]}`` or one image's
+    rows of a truth/cells.csv table (``cell_id, Label`` with Label like ``"0|5"``)."""
+    if isinstance(truth_cells, pd.DataFrame):
+        pairs = list(zip(truth_cells["cell_id"].astype(np.int64), truth_cells["Label"].fillna("").astype(str)))
+        if len({cell_id for cell_id, _ in pairs}) != len(pairs):
+            raise ValueError("a truth cell is listed twice")
+        truth_cells = {int(cell_id): parse_labels(label) for cell_id, label in pairs}
+    ids = np.array(sorted(int(cell_id) for cell_id in truth_cells), dtype=np.int64)
+    if ids.size and ids[0] < 1:
+        raise ValueError(f"truth cell ids start at 1 (0 is background), got {ids[0]}")
+    classes = np.zeros((ids.size, NUM_CLASSES), dtype=bool)
+    for row, cell_id in enumerate(ids.tolist()):
+        for klass in truth_cells[cell_id]:
+            if not 0 <= int(klass) < NUM_CLASSES:
+                raise ValueError(f"truth cell {cell_id}: class {klass} outside 0..{NUM_CLASSES - 1}")
+            classes[row, int(klass)] = True
+    return ids, classes
+
+
+def _pick(matrix: np.ndarray, ids: np.ndarray, axis: int) -> np.ndarray:
+    """Rows (axis 0) or columns (axis 1) of ``matrix`` for ``ids``; ids beyond it give zeros."""
+    ids = np.asarray(ids, dtype=np.int64)
+    inside = (ids >= 0) & (ids < matrix.shape[axis])
+    picked = np.take(matrix, np.where(inside, ids, 0), axis=axis)
+    if axis == 0:
+        picked[~inside, :] = 0.0
+    else:
+        picked[:, ~inside] = 0.0
+    return picked
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageOverlap:
+    """One image's IoUs and truth classes: what the metric needs besides the predictions' scores.
+
+    ``iou[k, j]``: IoU of prediction key k (a predicted cell id, or a mask's index) with truth cell
+    ``truth_ids[j]``; keys beyond the rows have IoU 0. Computed once, reused for every score table.
+    """
+
+    iou: np.ndarray  # (K, T)
+    truth_ids: np.ndarray  # (T,)
+    truth_classes: np.ndarray  # (T, NUM_CLASSES) bool
+
+    @property
+    def image_classes(self) -> np.ndarray:
+        """(NUM_CLASSES,) bool: the image's labels, the union of its truth cells' classes."""
+        return self.truth_classes.any(axis=0)
+
+
+def image_overlap(
+    pred_labels: np.ndarray, truth_labels: np.ndarray, truth_cells: Mapping[int, Iterable[int]] | pd.DataFrame
+) -> ImageOverlap:
+    """Overlap of a predicted label image with the truth (keys = predicted cell ids)."""
+    ids, classes = truth_class_matrix(truth_cells)
+    return ImageOverlap(_pick(iou_matrix(pred_labels, truth_labels), ids, 1), ids, classes)
+
+
+def truth_rles(truth_labels: np.ndarray, truth_ids: np.ndarray) -> list[dict]:
+    """COCO RLEs of the given truth cells (a cell without pixels gets an empty mask), one pass."""
+    height, width = np.asarray(truth_labels).shape
+    counts = cell_rle_counts(truth_labels)
+    empty = np.array([height * width])
+    objects = [{"size": [height, width], "counts": counts.get(int(cell_id), empty)} for cell_id in truth_ids]
+    return coco_mask.frPyObjects(objects, height, width) if objects else []
+
+
+def rle_overlap(
+    pred_rles: list[dict], truth_labels: np.ndarray, truth_cells: Mapping[int, Iterable[int]] | pd.DataFrame
+) -> ImageOverlap:
+    """Overlap of possibly overlapping predicted masks (COCO RLEs) with the truth (keys = list index)."""
+    ids, classes = truth_class_matrix(truth_cells)
+    iou = np.zeros((len(pred_rles), ids.size))
+    if len(pred_rles) and ids.size:
+        iou = np.asarray(coco_mask.iou(pred_rles, truth_rles(truth_labels, ids), [0] * ids.size), dtype=np.float64)
+    return ImageOverlap(iou.reshape(len(pred_rles), ids.size), ids, classes)
+
+
+def match_image(
+    overlap: ImageOverlap, keys, classes, confidences, iou_threshold: float = IOU_THRESHOLD
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class: ``(confidences, is_true_positive)`` of this image's predictions of it that count.
+
+    Predictions are triples given as three (N,) arrays: the mask's key in ``overlap.iou``, the class, the
+    confidence. Classes absent from the image's labels get empty arrays (their predictions are ignored).
+    """
+    keys = np.asarray(keys, dtype=np.int64).ravel()
+    classes = np.asarray(classes, dtype=np.int64).ravel()
+    confidences = np.asarray(confidences, dtype=np.float64).ravel()
+    if not keys.size == classes.size == confidences.size:
+        raise ValueError("keys, classes and confidences differ in length")
+    if classes.size and (classes.min() < 0 or classes.max() >= NUM_CLASSES):
+        raise ValueError(f"predicted classes must lie in 0..{NUM_CLASSES - 1}")
+    present = overlap.image_classes
+    empty = (np.zeros(0), np.zeros(0, dtype=bool))
+    out = []
+    for klass in range(NUM_CLASSES):
+        chosen = np.flatnonzero(classes == klass) if present[klass] else np.zeros(0, dtype=np.int64)
+        if chosen.size == 0:
+            out.append(empty)
+            continue
+        chosen = chosen[np.argsort(-confidences[chosen], kind="stable")]
+        candidates = _pick(overlap.iou, keys[chosen], 0)[:, overlap.truth_classes[:, klass]]  # (n, T_c)
+        tp = np.zeros(chosen.size, dtype=bool)
+        if candidates.shape[1]:
+            best = candidates.argmax(axis=1)
+            good = candidates[np.arange(chosen.size), best] >= iou_threshold
+            matched = np.zeros(candidates.shape[1], dtype=bool)
+            for rank in np.flatnonzero(good).tolist():
+                if not matched[best[rank]]:
+                    matched[best[rank]] = True
+                    tp[rank] = True
+        out.append((confidences[chosen], tp))
+    return out
+
+
+def average_precision(confidences, is_tp, n_truth: int) -> float:
+    """All-point interpolated AP of pooled predictions of one class; NaN when the class has no truth."""
+    if n_truth <= 0:
+        return float("nan")
+    confidences = np.asarray(confidences, dtype=np.float64)
+    is_tp = np.asarray(is_tp, dtype=bool)
+    if confidences.size == 0:
+        return 0.0
+    order = np.argsort(-confidences, kind="stable")
+    tp = np.cumsum(is_tp[order])
+    fp = np.cumsum(~is_tp[order])
+    recall = np.concatenate(([0.0], tp / n_truth, [1.0]))
+    precision = np.concatenate(([0.0], tp / (tp + fp), [0.0]))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # the envelope: best precision at >= recall
+    steps = np.flatnonzero(recall[1:] != recall[:-1]) + 1
+    return float(np.sum((recall[steps] - recall[steps - 1]) * precision[steps]))
+
+
+class Evaluation:
+    """Accumulates images one at a time (so nothing holds every label image), then :meth:`result`."""
+
+    def __init__(self, iou_threshold: float = IOU_THRESHOLD):
+        self.iou_threshold = float(iou_threshold)
+        self._confidences: list[list[np.ndarray]] = [[] for _ in range(NUM_CLASSES)]
+        self._tp: list[list[np.ndarray]] = [[] for _ in range(NUM_CLASSES)]
+        self._n_truth = np.zeros(NUM_CLASSES, dtype=np.int64)
+        self.images = 0
+
+    def add(self, overlap: ImageOverlap, keys, classes, confidences) -> None:
+        """One image: its overlap and its prediction triples (see :func:`match_image`)."""
+        for klass, (confidence, tp) in enumerate(match_image(overlap, keys, classes, confidences, self.iou_threshold)):
+            self._confidences[klass].append(confidence)
+            self._tp[klass].append(tp)
+        self._n_truth += overlap.truth_classes.sum(axis=0)
+        self.images += 1
+
+    def add_scores(self, overlap: ImageOverlap, cell_ids, scores) -> None:
+        """One image from its predicted cells: (P,) cell ids and (P, 19) confidences, all 19 classes each."""
+        cell_ids = np.asarray(cell_ids, dtype=np.int64)
+        scores = np.asarray(scores, dtype=np.float64).reshape(cell_ids.size, NUM_CLASSES)
+        keys = np.repeat(cell_ids, NUM_CLASSES)
+        classes = np.tile(np.arange(NUM_CLASSES), cell_ids.size)
+        self.add(overlap, keys, classes, scores.ravel())
+
+    def add_table(self, overlap: ImageOverlap, scores: pd.DataFrame) -> None:
+        """One image from its rows of a score table (``cell_id`` + SCORE_COLUMNS)."""
+        self.add_scores(overlap, scores["cell_id"].to_numpy(), scores[list(SCORE_COLUMNS)].to_numpy(dtype=np.float64))
+
+    def result(self) -> dict:
+        """JSON-able: ``mAP`` (None when no class has truth), ``classes_evaluated``, ``images``,
+        ``iou_threshold`` and ``per_class[str(index)] = {name, AP (None without truth), truth_cells,
+        predictions (counted ones), true_positives}``."""
+        per_class = {}
+        aps = []
+        for klass in range(NUM_CLASSES):
+            confidence = np.concatenate(self._confidences[klass]) if self._confidences[klass] else np.zeros(0)
+            tp = np.concatenate(self._tp[klass]) if self._tp[klass] else np.zeros(0, dtype=bool)
+            ap = average_precision(confidence, tp, int(self._n_truth[klass]))
+            if not np.isnan(ap):
+                aps.append(ap)
+            per_class[str(klass)] = {
+                "name": CLASS_NAMES[klass],
+                "AP": None if np.isnan(ap) else ap,
+                "truth_cells": int(self._n_truth[klass]),
+                "predictions": int(confidence.size),
+                "true_positives": int(tp.sum()),
+            }
+        return {
+            "mAP": float(np.mean(aps)) if aps else None,
+            "classes_evaluated": len(aps),
+            "images": self.images,
+            "iou_threshold": self.iou_threshold,
+            "per_class": per_class,
+        }
+
+
+def _by_image(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {str(image_id): rows for image_id, rows in table.groupby(table["ID"].astype(str), sort=False)}
+
+
+def evaluate(
+    image_ids: Iterable[str],
+    pred_labels: Mapping[str, np.ndarray],
+    truth_labels: Mapping[str, np.ndarray],
+    truth_cells: pd.DataFrame,
+    scores: pd.DataFrame | Mapping[str, pd.DataFrame],
+    iou_threshold: float = IOU_THRESHOLD,
+) -> dict:
+    """Evaluate one score table, or several over the same images (an ablation; IoUs computed once).
+
+    ``pred_labels`` / ``truth_labels``: per image ID its predicted and truth label images (any Mapping,
+    so a lazy loader reading one image at a time works); ``truth_cells``: truth/cells.csv (``ID, cell_id,
+    Label``); ``scores``: a table ``ID, cell_id`` + SCORE_COLUMNS, or a mapping name -> table. Returns
+    :meth:`Evaluation.result`'s dict, or name -> such dict when a mapping was given. An image without
+    score rows predicts nothing (its truth cells count as missed).
+    """
+    single = isinstance(scores, pd.DataFrame)
+    tables = {"scores": scores} if single else dict(scores)
+    evaluations = {name: Evaluation(iou_threshold) for name in tables}
+    rows_of = {name: _by_image(table) for name, table in tables.items()}
+    truth_of = _by_image(truth_cells)
+    no_truth = truth_cells.iloc[:0]
+    for image_id in map(str, image_ids):
+        overlap = image_overlap(pred_labels[image_id], truth_labels[image_id], truth_of.get(image_id, no_truth))
+        for name, evaluation in evaluations.items():
+            rows = rows_of[name].get(image_id)
+            if rows is None:
+                evaluation.add(overlap, [], [], [])
+            else:
+                evaluation.add_table(overlap, rows)
+    results = {name: evaluation.result() for name, evaluation in evaluations.items()}
+    return results["scores"] if single else results
+
+
+def evaluate_submission(
+    submission: pd.DataFrame,
+    truth_labels: Mapping[str, np.ndarray],
+    truth_cells: pd.DataFrame,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> dict:
+    """Score a Kaggle submission table (``ID, ImageWidth, ImageHeight, PredictionString``) against the
+    truth, masks compared as RLEs (no mask is decoded). Every submission image needs a truth label image."""
+    truth_of = _by_image(truth_cells)
+    no_truth = truth_cells.iloc[:0]
+    evaluation = Evaluation(iou_threshold)
+    for row in submission.itertuples(index=False):
+        image_id = str(row.ID)
+        truth = np.asarray(truth_labels[image_id])
+        height, width = int(row.ImageHeight), int(row.ImageWidth)
+        if truth.shape != (height, width):
+            raise ValueError(f"image {image_id}: submission says {width}x{height}, truth is {truth.shape[1]}x{truth.shape[0]}")
+        tokens = row.PredictionString.split() if isinstance(row.PredictionString, str) else []
+        if len(tokens) % 3:
+            raise ValueError(f"image {image_id}: a PredictionString holds triples, got {len(tokens)} tokens")
+        masks: dict[str, int] = {}
+        keys = [masks.setdefault(text, len(masks)) for text in tokens[2::3]]
+        rles = [
+            {"size": [height, width], "counts": zlib.decompress(base64.b64decode(text))} for text in masks
+        ]
+        overlap = rle_overlap(rles, truth, truth_of.get(image_id, no_truth))
+        evaluation.add(overlap, keys, [int(token) for token in tokens[0::3]], [float(token) for token in tokens[1::3]])
+    return evaluation.result()

@@ -1,0 +1,186 @@
+"""The classify and pseudolabel tasks end to end on tiny synthetic data: pseudo labels, training, every
+prediction task, the score-table contract, fingerprints. Training is shortened (2 steps, eager) here; the
+learning itself is checked in test_classify_learning.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import MappingProxyType
+
+import luigi
+import luigi.configuration
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import storage
+from stages.classes import SCORE_COLUMNS
+from stages.classify import contract
+from stages.classify import task as classify_task
+from stages.classify.task import (
+    ImageInputs, PredictCells, PredictCellsAll, PredictImageOnCellAll, PredictImages, PredictImagesAll,
+    TrainCellModel, TrainImageModel, read_scores)
+from stages.fuse.contract import TABLE_COLUMNS
+from stages.pseudolabel import contract as pseudo_contract
+from stages.pseudolabel.core import pseudo_label_lists
+from stages.pseudolabel.task import PseudoLabel, TrainFoldModel, read_pseudo_labels
+from stages.segment.task import Segment, read_shard_cells
+from stages.synth.core import write_dataset
+from stages.zoo import get_profile
+
+CELL_MODEL = "cell.b0_ext_pseudo_e1"  # trains on pseudo labels
+IMAGE_MODEL = get_profile("demo").image_on_cell_model
+
+
+def short_profile():
+    """The demo profile with 2 training steps and 1 epoch per model: the tasks, not the learning."""
+    demo = get_profile("demo")
+    models = {name: dataclasses.replace(spec, epochs=1) for name, spec in demo.models.items()}
+    return dataclasses.replace(demo, steps_per_epoch=2, validation_fraction=0.25, models=MappingProxyType(models))
+
+
+def set_config(section: str, **values) -> dict:
+    config = luigi.configuration.get_config()
+    if not config.has_section(section):
+        config.add_section(section)
+    saved = {key: config.get(section, key, None) for key in values}
+    for key, value in values.items():
+        config.set(section, key, str(value))
+    return saved
+
+
+def restore_config(section: str, saved: dict) -> None:
+    config = luigi.configuration.get_config()
+    for key, value in saved.items():
+        if value is None:
+            config.remove_option(section, key)
+        else:
+            config.set(section, key, value)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classify")
+    write_dataset(str(root / "data"), n_train=8, n_test=3, height=192, width=256, seed=3)
+    saved_pipeline = set_config("pipeline", input=root / "data", work=root / "work", profile="demo", shard_size=4)
+    saved_classify = set_config("classify", run_eagerly="true", predict_batch_size=16)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(classify_task, "profile", short_profile)
+    tasks = [
+        PredictCellsAll(split="test", model=CELL_MODEL),
+        PredictImagesAll(split="test", model=IMAGE_MODEL),
+        PredictImageOnCellAll(split="test"),
+    ]
+    ok = luigi.build(tasks, local_scheduler=True, workers=1, log_level="WARNING")
+    yield {"root": root, "ok": ok}
+    patch.undo()
+    restore_config("classify", saved_classify)
+    restore_config("pipeline", saved_pipeline)
+
+
+def test_the_whole_chain_runs(world):
+    assert world["ok"]
+    assert TrainCellModel(model=CELL_MODEL).complete() and TrainImageModel(model=IMAGE_MODEL).complete()
+
+
+def test_trained_model_folder_holds_model_history_and_record(world):
+    folder = TrainCellModel(model=CELL_MODEL).folder()
+    assert folder.endswith(f"/train/{CELL_MODEL}")
+    for name in (contract.MODEL_FILE, contract.HISTORY_FILE, contract.TRAINING_FILE, storage.SUCCESS_MARKER):
+        assert storage.exists(storage.join(folder, name)), name
+    history = storage.read_table(storage.join(folder, contract.HISTORY_FILE))
+    assert history["epoch"].tolist() == [1] and {"loss", "auc", "val_loss"} <= set(history.columns)
+    record = storage.read_json(storage.join(folder, contract.TRAINING_FILE))
+    assert record["model"]["name"] == CELL_MODEL and record["labels"] == "pseudo labels"
+    assert record["splits"] == ["train"] and record["external"] == ""  # no external data configured
+    assert record["training"]["steps_per_epoch"] == 2
+    assert record["train_samples"] + record["validation_samples"] + record["dropped_tiles"] == \
+        record["pseudo_labelled_tiles"] + record["dropped_tiles"]
+
+
+def segment_keys(split: str, shard: int) -> pd.DataFrame:
+    cells = read_shard_cells(Segment(split=split, shard=shard).folder())
+    return cells[["ID", "cell_id"]].astype({"ID": str}).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("task", [
+    lambda: PredictCells(split="test", shard=0, model=CELL_MODEL),
+    lambda: PredictImages(split="test", shard=0, model=IMAGE_MODEL),
+    lambda: classify_task.PredictImageOnCell(split="test", shard=0),
+], ids=["cells", "images", "image_on_cell"])
+def test_every_prediction_task_writes_one_row_per_segmented_cell(world, task):
+    scores = read_scores(task().folder())
+    assert tuple(scores.columns) == TABLE_COLUMNS == contract.SCORE_TABLE_COLUMNS
+    keys = segment_keys("test", 0)
+    assert len(keys) > 0
+    pd.testing.assert_frame_equal(scores[["ID", "cell_id"]], keys, check_dtype=False)
+    values = scores[list(SCORE_COLUMNS)].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+
+
+def test_image_scores_are_broadcast_to_the_cells_of_each_image(world):
+    folder = PredictImages(split="test", shard=0, model=IMAGE_MODEL).folder()
+    images = storage.read_table(storage.join(folder, contract.IMAGE_SCORES_FILE), dtype={"ID": str})
+    cells = read_scores(folder)
+    assert set(cells["ID"]) <= set(images["ID"])
+    for image_id, group in cells.groupby("ID"):
+        expected = images.loc[images["ID"] == image_id, list(SCORE_COLUMNS)].to_numpy()
+        np.testing.assert_allclose(group[list(SCORE_COLUMNS)].to_numpy(), np.repeat(expected, len(group), axis=0))
+
+
+def test_image_inputs_are_green_at_the_model_size(world):
+    spec = short_profile().model(IMAGE_MODEL)
+    folder = ImageInputs(split="test", shard=0, size=spec.input_size).folder()
+    inputs = storage.read_array(storage.join(folder, contract.IMAGES_FILE))
+    index = classify_task.read_image_index(folder)
+    assert inputs.shape == (3, spec.input_size, spec.input_size) and inputs.dtype == np.uint8
+    assert index.columns.tolist() == list(contract.IMAGE_INDEX_COLUMNS)
+    assert (index[["width", "height"]].to_numpy() == [256, 192]).all()
+
+
+def test_pseudo_labels_follow_the_rule_on_the_out_of_fold_scores(world):
+    task = PseudoLabel()
+    folder = task.folder()
+    oof = storage.read_table(storage.join(folder, pseudo_contract.OOF_SCORES_FILE), dtype={"ID": str})
+    assert tuple(oof.columns) == pseudo_contract.OOF_COLUMNS
+    # every training tile is predicted exactly once, by the fold model that did not see its image
+    assert not oof.duplicated(["split", "ID", "cell_id"]).any()
+    assert oof.groupby("ID")["fold"].nunique().max() == 1
+    assert sorted(oof["fold"].unique()) == [0, 1]
+    rule = get_profile("demo").pseudo_label
+    lists = pseudo_label_lists(oof[list(SCORE_COLUMNS)].to_numpy(), rule.positive_threshold, rule.negative_threshold)
+    expected = {(image_id, cell_id): "|".join(map(str, classes))
+                for image_id, cell_id, classes in zip(oof["ID"], oof["cell_id"], lists) if classes}
+    labels = read_pseudo_labels(task)
+    assert dict(zip(zip(labels["ID"], labels["cell_id"]), labels["Label"])) == expected
+    summary = storage.read_json(storage.join(folder, pseudo_contract.SUMMARY_FILE))
+    assert summary["kept"] == len(labels) and summary["tiles"] == len(oof)
+    for fold in (0, 1):
+        record = storage.read_json(storage.join(TrainFoldModel(fold=fold).folder(), contract.TRAINING_FILE))
+        assert record["fold"] == fold and record["labels"].startswith("weak")
+
+
+def test_fingerprints_follow_the_settings(world):
+    before = TrainCellModel(model=CELL_MODEL).fingerprint()
+    predict_before = PredictCells(split="test", shard=0, model=CELL_MODEL).fingerprint()
+    assert TrainCellModel(model="cell.b7_e1").fingerprint() != before
+    saved = set_config("classify", learning_rate=0.0005)
+    try:
+        assert TrainCellModel(model=CELL_MODEL).fingerprint() != before
+        assert PredictCells(split="test", shard=0, model=CELL_MODEL).fingerprint() != predict_before
+    finally:
+        restore_config("classify", saved)
+    saved = set_config("classify", predict_batch_size=7, loader_workers=3)  # operational: same artifacts
+    try:
+        assert TrainCellModel(model=CELL_MODEL).fingerprint() == before
+    finally:
+        restore_config("classify", saved)
+
+
+def test_role_mismatch_and_unknown_models_fail_loudly(world):
+    with pytest.raises(ValueError, match="not a cell model"):
+        TrainCellModel(model=IMAGE_MODEL).spec()
+    with pytest.raises(KeyError, match="unknown model"):
+        TrainImageModel(model="image.nope").spec()
+    assert json.loads(json.dumps(classify_task.training_content(short_profile().model(CELL_MODEL))))

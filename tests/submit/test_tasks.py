@@ -1,0 +1,225 @@
+"""The submit-stage tasks on a tiny synthetic run whose score sources are stand-ins (no model training):
+Fuse -> WriteSubmission -> Evaluate -> Report -> Submission, reruns, and the graph shrinking with the
+fusion weights."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import zlib
+
+import luigi
+import luigi.configuration
+import numpy as np
+import pandas as pd
+import pytest
+from pycocotools import mask as coco_mask
+
+from stages import storage
+from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
+from stages.fuse import task as fuse_task
+from stages.fuse.task import Fuse
+from stages.manifest.task import load_manifest
+from stages.segment.task import Segment, read_labels, read_shard_cells
+from stages.submit import task as submit_task
+from stages.submit.evaluate import iou_matrix
+from stages.submit.task import Submission, WriteSubmission
+from stages.synth.core import write_dataset
+from stages.tasking import ShardTask
+
+
+def build(*tasks) -> bool:
+    return luigi.build(list(tasks), local_scheduler=True, workers=1, log_level="WARNING")
+
+
+class StandInScores(ShardTask):
+    """A score source for tests: ``quality`` 1 scores each cell by the truth cell it overlaps most (an
+    oracle), 0 scores at random; always one row per segment cell, the shape every real source has."""
+
+    stage = "test_stand_in_scores"
+    quality = luigi.FloatParameter()
+    seed = luigi.IntParameter(default=0)
+
+    def content_settings(self) -> dict:
+        return {"quality": self.quality, "seed": self.seed, "truth": str(luigi.configuration.get_config().get(
+            "pipeline", "input"))}
+
+    def upstream(self):
+        return [Segment(split=self.split, shard=self.shard)]
+
+    def run_shard(self, folder: str) -> None:
+        from stages import config
+
+        segment_folder = Segment(split=self.split, shard=self.shard).folder()
+        cells = read_shard_cells(segment_folder)
+        truth_root = storage.join(config.pipeline().input, "truth")
+        truth_cells = storage.read_table(storage.join(truth_root, "cells.csv"), dtype={"ID": str})
+        rng = np.random.default_rng(self.seed + 1000 * self.shard)
+        rows = []
+        for image_id, group in cells.groupby("ID", sort=False):
+            labels, _ = read_labels(segment_folder, image_id)
+            truth = submit_task.read_truth_labels(truth_root, image_id)
+            iou = iou_matrix(labels, truth)
+            classes = dict(zip(truth_cells.loc[truth_cells.ID == image_id, "cell_id"],
+                               truth_cells.loc[truth_cells.ID == image_id, "Label"]))
+            for cell_id in group["cell_id"]:
+                oracle = np.zeros(NUM_CLASSES)
+                best = int(iou[cell_id].argmax()) if cell_id < len(iou) else 0
+                if best and iou[cell_id, best] > 0:
+                    oracle[parse_labels(classes.get(best, ""))] = 1.0
+                noise = rng.uniform(0, 1, NUM_CLASSES)
+                rows.append([image_id, cell_id, *(self.quality * (0.5 + 0.5 * oracle * noise)
+                                                  + (1 - self.quality) * noise)])
+        table = pd.DataFrame(rows, columns=["ID", "cell_id", *SCORE_COLUMNS])
+        storage.write_table(storage.join(folder, "scores.csv"), table)
+
+
+QUALITY = {"cell": 1.0, "image": 0.0, "detector": 0.5, "image_on_cell": 0.0}
+
+
+def stand_in_sources(split, shard, sources):
+    return {source: [StandInScores(split=split, shard=shard, quality=QUALITY[source], seed=index)]
+            for index, source in enumerate(sources)}
+
+
+@pytest.fixture
+def config_section():
+    """Set keys of luigi.cfg sections for one test, restoring them afterwards."""
+    config = luigi.configuration.get_config()
+    saved = {}
+
+    def apply(section, **values):
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in values.items():
+            saved.setdefault((section, key), config.get(section, key, None))
+            config.set(section, key, str(value))
+
+    yield apply
+    for (section, key), value in saved.items():
+        if value is None:
+            config.remove_option(section, key)
+        else:
+            config.set(section, key, value)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("data"))
+    write_dataset(folder, 1, 5, 144, 208, 11)  # not square
+    return folder
+
+
+@pytest.fixture
+def run(data, tmp_path, pipeline_settings, config_section, monkeypatch):
+    monkeypatch.setattr(fuse_task, "source_tasks", stand_in_sources)
+    pipeline_settings(input=data, work=str(tmp_path / "work"), profile="demo", shard_size=2)
+    config_section("fuse", weights=json.dumps({"cell": 0.5, "image": 0.2, "detector": 0.3}))
+    return tmp_path / "work"
+
+
+def coco_decode(text, height, width):
+    counts = zlib.decompress(base64.b64decode(text))
+    return coco_mask.decode({"size": [height, width], "counts": counts}).astype(bool)
+
+
+def test_submission_end_to_end_on_stand_in_sources(run, capsys):
+    started = time.monotonic()
+    assert build(Submission())
+    first_run = time.monotonic() - started
+    work = run
+    manifest = load_manifest("test")
+
+    submission = pd.read_csv(work / "submission.csv", dtype={"ID": str}, keep_default_na=False)
+    assert submission["ID"].tolist() == manifest["ID"].tolist()
+    assert (work / "submission.csv").read_bytes() == storage.read_bytes(WriteSubmission().output().uri)
+    for row in submission.itertuples():
+        shard = int(manifest.loc[manifest.ID == row.ID, "shard"].iloc[0])
+        labels, _ = read_labels(Segment(split="test", shard=shard).folder(), row.ID)
+        assert (row.ImageHeight, row.ImageWidth) == labels.shape == (144, 208)
+        tokens = row.PredictionString.split()
+        cells = [int(value) for value in np.unique(labels) if value]
+        assert len(tokens) == 3 * NUM_CLASSES * len(cells) > 0
+        for index in range(0, len(tokens), 3 * NUM_CLASSES):  # every cell's 19 triples share one mask
+            triples = [tokens[index + 3 * k: index + 3 * k + 3] for k in range(NUM_CLASSES)]
+            assert [int(t[0]) for t in triples] == list(range(NUM_CLASSES))
+            assert len({t[2] for t in triples}) == 1
+            decoded = coco_decode(triples[0][2], row.ImageHeight, row.ImageWidth)
+            (cell_id,) = np.unique(labels[decoded])
+            np.testing.assert_array_equal(decoded, labels == cell_id)
+
+    evaluation = json.loads((work / "evaluation.json").read_text())
+    assert set(evaluation["sources"]) == {"cell", "image", "detector"}  # image_on_cell has no weight
+    assert evaluation["images"] == len(manifest)
+    oracle, noise = evaluation["sources"]["cell"]["mAP"], evaluation["sources"]["image"]["mAP"]
+    # the oracle ranks at least as well as noise (on so few images the metric forgives a lot: it only
+    # compares cells of images that hold the class, and most synthetic cells show their image's labels)
+    assert oracle >= noise and oracle >= evaluation["sources"]["detector"]["mAP"], evaluation
+    assert evaluation["submission_file"]["mAP"] == pytest.approx(evaluation["fused"]["mAP"], abs=1e-4)
+    assert "fused (weighted): mAP" in capsys.readouterr().out
+
+    page = (work / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "<svg" in page and "image alone" in page
+    assert f"{evaluation['fused']['mAP']:.4f}" in page
+    published = json.loads((work / "published.json").read_text())
+    assert set(published["copies"]) == {str(work / name) for name in ("submission.csv", "report.html", "evaluation.json")}
+
+    # nothing to do: complete at once, no file touched
+    stamps = {path: os.path.getmtime(path) for path in published["copies"]}
+    started = time.monotonic()
+    assert Submission().complete()
+    assert build(Submission())
+    assert time.monotonic() - started < max(5.0, first_run / 3)
+    assert {path: os.path.getmtime(path) for path in published["copies"]} == stamps
+
+
+def test_changed_weights_make_new_artifacts_and_republish(run, config_section):
+    assert build(Submission())
+    before = WriteSubmission().output().uri
+    fused_before = Fuse(split="test", shard=0).folder()
+    config_section("fuse", weights=json.dumps({"cell": 1.0}), mode="multiplicative")
+    assert Fuse(split="test", shard=0).folder() != fused_before
+    assert WriteSubmission().output().uri != before
+    assert not Submission().complete()
+    assert build(Submission())
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert list(evaluation["sources"]) == ["cell"] and evaluation["fusion"]["mode"] == "multiplicative"
+    assert evaluation["fused"]["mAP"] == pytest.approx(evaluation["sources"]["cell"]["mAP"])  # one source
+
+
+def test_without_truth_there_is_no_evaluation(run, config_section, tmp_path):
+    config_section("submit", truth=str(tmp_path / "no-truth-here"))
+    assert [type(task).__name__ for task in Submission().requires()] == ["WriteSubmission", "Report"]
+    assert build(Submission())
+    assert not (run / "evaluation.json").exists()
+    assert "No per-cell truth" in (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    "weights, expected",
+    [
+        ({"cell": 1}, {"PredictCells"}),
+        ({"detector": 1, "image": 0}, {"Match"}),
+        ({"image": 0.5, "image_on_cell": 0.5}, {"PredictImages", "PredictImageOnCell"}),
+    ],
+)
+def test_a_source_left_out_is_not_in_the_graph(weights, expected, pipeline_settings, config_section, tmp_path):
+    pipeline_settings(work=str(tmp_path / "work"), profile="demo")
+    config_section("fuse", weights=json.dumps(weights))
+    required = {type(task).__name__ for task in Fuse(split="test", shard=0).requires()}
+    assert required == expected
+
+
+def test_bad_fusion_config_fails_before_work(pipeline_settings, config_section, tmp_path):
+    pipeline_settings(work=str(tmp_path / "work"), profile="demo")
+    config_section("fuse", weights='{"cell": 1, "yolo": 1}')
+    with pytest.raises(KeyError, match="unknown fusion source"):
+        Fuse(split="test", shard=0).requires()
+    config_section("fuse", weights="{}", mode="")
+    with pytest.raises(ValueError, match="positive weight"):
+        Fuse(split="test", shard=0).requires()
+    config_section("fuse", weights="", mode="sum")
+    with pytest.raises(ValueError, match="fusion mode"):
+        Fuse(split="test", shard=0).requires()
