@@ -33,7 +33,7 @@ STAGE_TASKS = {
     "manifest": "Manifest",
     "segment": "SegmentAll",
     "tile": "TileAll",
-    "classify": "PredictCellsAll",
+    "classify": "TrainClassifiers",
     "pseudolabel": "PseudoLabel",
     "detect": "DetectAll",
     "match": "MatchAll",

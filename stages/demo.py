@@ -1,7 +1,8 @@
 """The main job on a fresh machine: synthetic HPA data, then the whole pipeline with the embedded defaults.
 
     python -m stages.demo                      # data/synthetic -> work/, demo profile, local scheduler
-    python -m stages.demo --target TileAll     # stop after a stage
+    python -m stages.demo --target TileAll     # stop after a task
+    python -m stages.demo --stage segment      # one stage's task over a whole split (what .ci/run STAGE runs)
 
 The data is generated only when ``<data>/train.csv`` is absent, so a second run reuses it and Luigi finds
 every finished artifact: it does no work twice.
@@ -34,11 +35,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="Luigi worker processes")
     parser.add_argument("--target", default=stages.FINAL_TASK, choices=stages.__all__, help="task to build")
+    parser.add_argument("--stage", choices=sorted(stages.STAGE_TASKS),
+                        help="build this stage's task over a whole split (overrides --target)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.stage:
+        args.target = stages.STAGE_TASKS[args.stage]
     started = time.monotonic()
     if not storage.exists(storage.join(args.data, "train.csv")):
         from stages.synth.core import write_dataset

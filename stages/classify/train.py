@@ -26,6 +26,7 @@ class TrainSettings:
     learning_rate: float
     augment: tuple[str, ...]
     seed: int = 0
+    recalibration_batches: int = 10  # clean batches re-estimating BatchNorm statistics after mixing augmentations
     # operational: speed only, never the result's meaning
     run_eagerly: bool = False
     jit_compile: bool = False
@@ -92,6 +93,35 @@ def set_batch_norm_momentum(model, momentum: float) -> int:
     return len(layers)
 
 
+RECALIBRATION_BATCH = 64  # larger than a training batch: per-batch statistics of 16 tiles were measured too noisy
+
+
+def recalibrate_batch_norm(model, batches, count: int) -> int:
+    """Re-estimate every BatchNorm layer's moving statistics as the plain average over ``count`` clean
+    (unaugmented) training batches, weights untouched; returns the number of batches used.
+
+    Cutmix and mixup change the statistics of the batches the moving averages were collected on, so a short
+    run predicts clean inputs with mismatched statistics (measured here: held-out ROC-AUC 0.99 in training
+    mode but 0.79 through the moving averages after 75 steps); re-estimating them on clean inputs, as done
+    after stochastic weight averaging, removes the mismatch at the cost of ``count`` forward passes.
+    """
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    count = min(count, len(batches))
+    if not layers or count == 0:
+        return 0
+    saved = [layer.momentum for layer in layers]
+    try:
+        for index in range(count):
+            for layer in layers:
+                layer.momentum = index / (index + 1.0)  # running mean of the batch statistics
+            x, _ = batches[index]
+            model(x, training=True)
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+    return count
+
+
 def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, groups, settings: TrainSettings,
                      rows: np.ndarray | None = None, log=print) -> dict:
     """Compile and fit ``model`` (built from zoo entry ``spec``) on ``rows`` of ``bank`` (default: all).
@@ -127,9 +157,17 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     started = time.monotonic()
     history = model.fit(train, validation_data=validation, epochs=settings.epochs, callbacks=callbacks,
                         verbose=settings.verbose)
+    recalibrated = 0
+    if settings.recalibration_batches and set(settings.augment) & {"cutmix", "mixup"}:
+        size = max(settings.batch_size, RECALIBRATION_BATCH)
+        sample = np.random.default_rng([settings.seed, 2]).permutation(train_rows)
+        clean = Batches(bank, targets, sample[:settings.recalibration_batches * size], spec.channels, size,
+                        training=False)
+        recalibrated = recalibrate_batch_norm(model, clean, settings.recalibration_batches)
     seconds = time.monotonic() - started
     values = {key: [float(value) for value in series] for key, series in history.history.items()}
     log(f"trained {spec.name} in {seconds:.1f} s: "
         + ", ".join(f"{key} {series[-1]:.4f}" for key, series in values.items()))
     return {"history": values, "train_samples": int(len(train_rows)), "validation_samples": int(len(validation_rows)),
-            "steps_per_epoch": len(train), "batch_norm_momentum": momentum, "seconds": round(seconds, 2)}
+            "steps_per_epoch": len(train), "batch_norm_momentum": momentum,
+            "batch_norm_recalibration_batches": recalibrated, "seconds": round(seconds, 2)}
