@@ -237,9 +237,9 @@ def load_predictors(refs: Sequence[ModelRef], profile: Profile) -> Predictors:
 def segment_field(field: np.ndarray) -> np.ndarray:
     """The cell label image with the run's ``[segment]`` settings (weights on S3 are copied locally)."""
     from stages.segment.core import make_segmenter
-    from stages.segment.task import _local_models, segment
+    from stages.segment.task import local_models, segment
 
-    with _local_models(segment().settings()) as settings:
+    with local_models(segment().settings()) as settings:
         cells, _ = make_segmenter(settings)(field)
     return cells
 

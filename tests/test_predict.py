@@ -246,16 +246,30 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
         predict.predict_cells("img", field, cells, predictors, FusionSettings("weighted", weights))
 
 
-def test_the_image_is_found_by_prefix_or_by_a_channel_file(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
+def test_the_image_is_found_by_prefix_or_by_a_channel_file(any_root):
+    folder = storage.join(any_root, "images")
     for channel in CHANNELS:
-        (folder / f"r_1_x_{channel}.jpg").write_bytes(b"")
-    (folder / "r_2_red.png").write_bytes(b"")
-    assert predict.locate_image(str(folder / "r_1_x"))[1:] == (
-        "r_1_x", {channel: f"r_1_x_{channel}.jpg" for channel in CHANNELS})
-    assert predict.locate_image(str(folder / "r_1_x_green.jpg"))[1] == "r_1_x"
+        storage.write_bytes(storage.join(folder, f"r_1_x_{channel}.jpg"), b"")
+    storage.write_bytes(storage.join(folder, "r_2_red.png"), b"")
+    assert predict.locate_image(storage.join(folder, "r_1_x")) == (
+        folder, "r_1_x", {channel: f"r_1_x_{channel}.jpg" for channel in CHANNELS})
+    assert predict.locate_image(storage.join(folder, "r_1_x_green.jpg"))[1] == "r_1_x"
     with pytest.raises(predict.PredictError, match="no green, blue, yellow channel"):
-        predict.locate_image(str(folder / "r_2"))
+        predict.locate_image(storage.join(folder, "r_2"))
     with pytest.raises(predict.PredictError, match="no channel files"):
-        predict.locate_image(str(folder / "r_3"))
+        predict.locate_image(storage.join(folder, "r_3"))
+
+
+def test_an_image_without_cells_still_gets_its_overlay(trained_run, pipeline_settings, tmp_path, capsys):
+    for channel in CHANNELS:  # an empty field of view: nothing to segment
+        cv2.imwrite(str(tmp_path / f"blank_{channel}.png"), np.zeros((48, 64), np.uint8))
+    saved = set_sections({"fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted"}})
+    try:
+        out = tmp_path / "blank.png"
+        assert predict.main(["--run", str(trained_run["work"]), str(tmp_path / "blank"), "--input",
+                             str(trained_run["data"]), "--profile", "demo", "--out", str(out)]) == 0
+    finally:
+        restore_sections(saved)
+    printed = capsys.readouterr().out
+    assert "64x48 px, 0 cell(s)" in printed and "no cells found" in printed and "\ncell " not in printed
+    assert cv2.imread(str(out)).shape == (48, 64, 3)

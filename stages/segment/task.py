@@ -53,7 +53,7 @@ class Segment(ShardTask):
         images = load_shard(self.split, self.shard).to_dict("records")
         source = storage.join(pipeline().input, self.split)
         tables, sizes = [], []
-        with _local_models(segment().settings()) as settings:
+        with local_models(segment().settings()) as settings:
             segment_field = make_segmenter(settings)
             for number, image in enumerate(images, start=1):
                 image_id = image["ID"]
@@ -76,7 +76,7 @@ class SegmentAll(AllShards):
 
 
 @contextlib.contextmanager
-def _local_models(settings: SegmentSettings):
+def local_models(settings: SegmentSettings):
     """The settings with any s3:// weight URI replaced by a local copy (torch.load wants a path)."""
     with contextlib.ExitStack() as stack:
         local = {
