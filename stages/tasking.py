@@ -108,13 +108,11 @@ class StageTask(luigi.Task):
         return storage.join(pipeline().work, self.stage, self.fingerprint(), self.split)
 
 
-class ShardTask(StageTask):
-    """A per-shard stage: its output is a folder of files closed by a success marker."""
-
-    shard = luigi.IntParameter(description="shard index (see the manifest)")
+class FolderTask(StageTask):
+    """A stage whose output is a folder of files closed by a success marker, written last."""
 
     def folder(self) -> str:
-        return storage.join(self.stage_root(), f"shard-{self.shard:05d}")
+        raise NotImplementedError
 
     def output(self):
         return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
@@ -123,14 +121,24 @@ class ShardTask(StageTask):
         folder = self.folder()
         storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
         try:
-            self.run_shard(folder)
+            self.fill(folder)
         except BaseException:
             storage.remove(folder)  # never leave a partial artifact behind
             raise
         storage.mark_done(folder)
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
+        """Write every file of the output folder (the marker comes after)."""
         raise NotImplementedError
+
+
+class ShardTask(FolderTask):
+    """A per-shard stage: one folder per shard of the manifest."""
+
+    shard = luigi.IntParameter(description="shard index (see the manifest)")
+
+    def folder(self) -> str:
+        return storage.join(self.stage_root(), f"shard-{self.shard:05d}")
 
 
 class AllShards(luigi.WrapperTask):

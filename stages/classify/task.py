@@ -28,7 +28,7 @@ from stages.classify import contract
 from stages.config import pipeline
 from stages.manifest import core as manifest_core
 from stages.manifest.task import Manifest, load_manifest, load_shard
-from stages.tasking import AllShards, ShardTask, StageTask, StorageTarget
+from stages.tasking import AllShards, FolderTask, ShardTask, StageTask
 from stages.zoo import ModelSpec, get_profile
 
 logger = logging.getLogger("luigi-interface")
@@ -83,7 +83,7 @@ def training_splits(spec: ModelSpec) -> list[str]:
 
 
 def train_settings(spec: ModelSpec):
-    from stages.classify.train import TrainSettings
+    from stages.classify.settings import TrainSettings
 
     config, zoo = classify(), profile()
     return TrainSettings(
@@ -220,7 +220,7 @@ def fit_and_save(task: luigi.Task, spec: ModelSpec, folder: str, bank, targets: 
     return model
 
 
-class TrainTask(StageTask):
+class TrainTask(FolderTask):
     """A trained classifier in ``<work>/<stage>/<fingerprint>/train/<model>/``, closed by a success marker."""
 
     model = luigi.Parameter(description="zoo model name, e.g. cell.b0_ext_pseudo_e10")
@@ -235,22 +235,6 @@ class TrainTask(StageTask):
 
     def folder(self) -> str:
         return storage.join(self.stage_root(), self.model)
-
-    def output(self):
-        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
-
-    def run(self):
-        folder = self.folder()
-        storage.remove(folder)
-        try:
-            self.train(folder)
-        except BaseException:
-            storage.remove(folder)
-            raise
-        storage.mark_done(folder)
-
-    def train(self, folder: str) -> None:
-        raise NotImplementedError
 
 
 class TrainCellModel(TrainTask):
@@ -277,7 +261,7 @@ class TrainCellModel(TrainTask):
         tasks = [TileAll(split=split) for split in training_splits(self.spec())]
         return tasks + [task for task in [self.pseudo_label_task()] if task is not None]
 
-    def train(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages.classify import data
         from stages.pseudolabel import task as pseudolabel_task
 
@@ -304,7 +288,7 @@ class TrainImageModel(TrainTask):
         size = self.spec().input_size
         return [ImageInputsAll(split=split, size=size) for split in training_splits(self.spec())]
 
-    def train(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages.classify import data
 
         spec = self.spec()
@@ -348,7 +332,7 @@ class ImageInputs(ShardTask):
     def upstream(self) -> list[StageTask]:
         return [Manifest(split=self.split)]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages.fields import decode_channel
         from stages.tile.core import square_pad_resize
 
@@ -396,7 +380,7 @@ class PredictTask(ShardTask):
     def content_settings(self) -> dict:
         return {"predict": type(self).__name__}
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages.classify import models
 
         trained = self.model_task()

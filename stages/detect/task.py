@@ -135,7 +135,7 @@ class YoloExport(ShardTask):
     def upstream(self):
         return [Manifest(split=self.split), Segment(split=self.split, shard=self.shard)]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         size = detector_spec().input_size
         rows = load_shard(self.split, self.shard)
         cells = read_shard_cells(Segment(split=self.split, shard=self.shard).folder())
@@ -295,7 +295,7 @@ class Detect(ShardTask):
     def upstream(self):
         return [TrainYolo(), Manifest(split=self.split)]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         size = detector_spec().input_size
         device = resolved_device()
         model = _cached_model(TrainYolo().weights_uri(), config_dir())

@@ -88,7 +88,7 @@ class Fuse(ShardTask):
     def upstream(self) -> list[StageTask]:
         return [task for tasks in self.source_tasks().values() for task in tasks]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         settings = self.settings()
         sources = {}
         for source, tasks in self.source_tasks().items():

@@ -23,7 +23,7 @@ class Match(ShardTask):
     def scores_uri(self) -> str:
         return storage.join(self.folder(), contract.SCORES_FILE)
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         cells = read_shard_cells(Segment(split=self.split, shard=self.shard).folder())
         boxes = load_boxes(self.split, self.shard)
         storage.write_table(storage.join(folder, contract.SCORES_FILE), core.match_scores(cells, boxes))

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from stages import storage
-from stages.classes import CLASS_NAMES, SCORE_COLUMNS, parse_labels
+from stages.classes import CLASS_NAMES, parse_labels
 from stages.classify import task as classify_task
 from stages.pseudolabel import contract, core
-from stages.tasking import StageTask, StorageTarget
+from stages.tasking import FolderTask, StageTask
 from stages.zoo import ModelSpec
 
 
@@ -43,7 +43,7 @@ def fold_of_rows(index: pd.DataFrame) -> np.ndarray:
     return np.array([folds[key] for key in keys], dtype=np.int64)
 
 
-class TrainFoldModel(StageTask):
+class TrainFoldModel(FolderTask):
     """The fold model that never saw fold ``fold``, and its probabilities on that fold's tiles."""
 
     stage = "pseudolabel_fold"
@@ -66,22 +66,12 @@ class TrainFoldModel(StageTask):
     def folder(self) -> str:
         return storage.join(self.stage_root(), f"fold-{self.fold}")
 
-    def output(self):
-        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
-
-    def run(self):
+    def run_here(self):
         if not 0 <= self.fold < settings().folds:
             raise ValueError(f"fold {self.fold} is not in 0..{settings().folds - 1}")
-        folder = self.folder()
-        storage.remove(folder)
-        try:
-            self._run(folder)
-        except BaseException:
-            storage.remove(folder)
-            raise
-        storage.mark_done(folder)
+        super().run_here()
 
-    def _run(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages.classify import data
         from stages.classify.predict import predict_probabilities
 
@@ -119,7 +109,7 @@ class _Rows:
         return self.bank.take(self.rows[item])
 
 
-class PseudoLabel(StageTask):
+class PseudoLabel(FolderTask):
     """Out-of-fold probabilities of every training tile through the threshold rule."""
 
     stage = "pseudolabel"
@@ -135,20 +125,8 @@ class PseudoLabel(StageTask):
     def folder(self) -> str:
         return self.stage_root()
 
-    def output(self):
-        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
 
-    def run(self):
-        folder = self.folder()
-        storage.remove(folder)
-        try:
-            self._run(folder)
-        except BaseException:
-            storage.remove(folder)
-            raise
-        storage.mark_done(folder)
-
-    def _run(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         rule = settings()
         scores = pd.concat(
             [storage.read_table(storage.join(task.folder(), contract.FOLD_SCORES_FILE),

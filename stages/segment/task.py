@@ -49,7 +49,7 @@ class Segment(ShardTask):
     def upstream(self) -> list[StageTask]:
         return [Manifest(split=self.split)]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         images = load_shard(self.split, self.shard).to_dict("records")
         source = storage.join(pipeline().input, self.split)
         tables, sizes = [], []

@@ -31,7 +31,7 @@ class Tile(ShardTask):
     def upstream(self) -> list[StageTask]:
         return [Manifest(split=self.split), self.segment()]  # the manifest names each image's channel files
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         sizes = self.content_settings()
         tile_size, on_cell_size = sizes["tile_size"], sizes["image_on_cell_size"]
         images = load_shard(self.split, self.shard).to_dict("records")

@@ -49,7 +49,7 @@ class StandInScores(ShardTask):
     def upstream(self):
         return [Segment(split=self.split, shard=self.shard)]
 
-    def run_shard(self, folder: str) -> None:
+    def fill(self, folder: str) -> None:
         from stages import config
 
         segment_folder = Segment(split=self.split, shard=self.shard).folder()
