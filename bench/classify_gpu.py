@@ -14,8 +14,20 @@ timing does not depend on them) and fed the same uint8 images two ways:
 Each is compiled and warmed up first; then rounds alternate and the best round of each counts. Prints one
 JSON document: images per second of both, the ratio project / bare, the device and versions.
 
-The GPU machines hold JAX but not Keras: carry ``keras==3.15.1``, ``namex`` and ``optree`` as cp312
-manylinux wheels (see the device tool's README) and put them on PYTHONPATH. The ``stages`` package's
+The GPU machines hold JAX (and numpy, pandas, scipy, pyyaml, h5py, ml-dtypes, rich, absl-py) but not Keras:
+carry ``keras==3.15.1``, ``namex`` and ``optree`` as cp312 manylinux wheels. Once, here::
+
+    echo /.whl/ >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl keras==3.15.1 namex optree
+
+and on the GPU (carry ``.whl``)::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
+    PYTHONPATH=/tmp/site KERAS_BACKEND=jax python3 bench/classify_gpu.py
+
+The ``stages`` package's
 ``__init__`` imports Luigi (absent there), so this script maps the package path without running it; only
 the classify modules (numpy, pandas, scipy, pyyaml) are imported. ``--smoke`` runs a tiny B0 on any
 backend (TensorFlow: ``tf.function`` instead of ``jax.jit``) to check the script on a laptop.

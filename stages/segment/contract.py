@@ -15,7 +15,8 @@ LABEL_ARRAYS = ("cells", "nuclei")
 CELLS_FILE = "cells.csv"  # one row per cell of every image in the shard
 IMAGES_FILE = "images.csv"  # one row per image, including images without a cell
 
-CELL_TABLE_COLUMNS = ("cell_id", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1", "centroid_y", "centroid_x", "area")
+BBOX_COLUMNS = ("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")  # y1/x1 exclusive
+CELL_TABLE_COLUMNS = ("cell_id", *BBOX_COLUMNS, "centroid_y", "centroid_x", "area")
 CELLS_COLUMNS = ("ID", *CELL_TABLE_COLUMNS)
 IMAGES_COLUMNS = ("ID", "width", "height", "cells")
 

@@ -53,13 +53,19 @@ def cell_boxes(cells: np.ndarray, cell_ids: Sequence[int]) -> list[tuple[slice, 
     return [boxes[cell_id - 1] for cell_id in cell_ids]
 
 
+def boxes_from_bounds(bounds: np.ndarray) -> list[tuple[slice, slice]]:
+    """``(N, 4)`` rows of ``y0, x0, y1, x1`` (end exclusive, as the segment table stores them) as slices."""
+    return [(slice(int(y0), int(y1)), slice(int(x0), int(x1))) for y0, x0, y1, x1 in np.asarray(bounds)]
+
+
 def _check_image(image: np.ndarray, cells: np.ndarray, name: str, ndim: int) -> None:
     if image.dtype != ARRAY_DTYPE or image.ndim != ndim or image.shape[:2] != cells.shape:
         raise ValueError(f"{name} must be {ARRAY_DTYPE.name} of {ndim} dims matching the labels' "
                          f"{cells.shape}, got {image.dtype} of shape {image.shape}")
 
 
-def cell_tiles(field: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int], tile_size: int) -> np.ndarray:
+def cell_tiles(field: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int], tile_size: int,
+               boxes: Sequence[tuple[slice, slice]] | None = None) -> np.ndarray:
     """``(N, S, S, 3)`` uint8: per cell, its bounding box with every pixel of other cells and background
     zeroed, square-padded and resized to ``tile_size``.
 
@@ -67,7 +73,7 @@ def cell_tiles(field: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int], ti
     Only RGB is stored: the green-x3 channel set is channel 1 of the tile, repeated at batch time.
     """
     _check_image(field, cells, "field", 3)
-    boxes = cell_boxes(cells, cell_ids)
+    boxes = cell_boxes(cells, cell_ids) if boxes is None else boxes
     tiles = np.empty((len(boxes), tile_size, tile_size, len(_TILE_PLANES)), ARRAY_DTYPE)
     for index, (cell_id, box) in enumerate(zip(cell_ids, boxes)):
         inside = (cells[box] == cell_id).view(np.uint8)
@@ -91,7 +97,8 @@ def _resize_weights(length: int, size: int) -> sparse.csr_array:
     return sparse.csr_array(weights.T.astype(np.float64))
 
 
-def image_on_cell(green: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int], size: int) -> np.ndarray:
+def image_on_cell(green: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int], size: int,
+                  boxes: Sequence[tuple[slice, slice]] | None = None) -> np.ndarray:
     """``(N, size, size)`` uint8: per cell, the whole green image with every pixel outside the cell zeroed,
     square-padded and resized to ``size`` (SPEC 3.6's image-on-cell input, green only).
 
@@ -103,7 +110,7 @@ def image_on_cell(green: np.ndarray, cells: np.ndarray, cell_ids: Sequence[int],
     weight matrices, into the band of output rows and columns that box reaches; the rest stays 0.
     """
     _check_image(green, cells, "green", 2)
-    boxes = cell_boxes(cells, cell_ids)
+    boxes = cell_boxes(cells, cell_ids) if boxes is None else boxes
     out = np.zeros((len(boxes), size, size), ARRAY_DTYPE)
     if not boxes:
         return out

@@ -10,6 +10,7 @@ from stages.classes import CHANNELS
 from stages.config import pipeline
 from stages.fields import read_field
 from stages.manifest.task import Manifest, load_shard
+from stages.segment import contract as segment_contract
 from stages.segment.task import Segment, read_labels, read_shard_cells
 from stages.tasking import AllShards, ShardTask, StageTask
 from stages.tile import contract, core
@@ -37,7 +38,11 @@ class Tile(ShardTask):
         images = load_shard(self.split, self.shard).to_dict("records")
         labels_folder = self.segment().folder()
         cells = read_shard_cells(labels_folder)
-        cell_ids = {image_id: group["cell_id"].tolist() for image_id, group in cells.groupby("ID", sort=False)}
+        per_image = dict(tuple(cells.groupby("ID", sort=False)))
+        cell_ids = {image_id: group["cell_id"].tolist() for image_id, group in per_image.items()}
+        # The segment table's boxes spare a pass over each label image per output (find_objects)
+        boxes = {image_id: core.boxes_from_bounds(group[list(segment_contract.BBOX_COLUMNS)].to_numpy())
+                 for image_id, group in per_image.items()}
         index = pd.DataFrame(
             [(image["ID"], cell_id) for image in images for cell_id in cell_ids.get(image["ID"], [])],
             columns=list(contract.INDEX_COLUMNS),
@@ -57,8 +62,8 @@ class Tile(ShardTask):
             labels, _ = read_labels(labels_folder, image_id)
             stop = start + len(ids)
             try:
-                tiles[start:stop] = core.cell_tiles(field, labels, ids, tile_size)
-                on_cell[start:stop] = core.image_on_cell(field[..., GREEN], labels, ids, on_cell_size)
+                tiles[start:stop] = core.cell_tiles(field, labels, ids, tile_size, boxes[image_id])
+                on_cell[start:stop] = core.image_on_cell(field[..., GREEN], labels, ids, on_cell_size, boxes[image_id])
             except ValueError as error:
                 raise ValueError(f"image {image_id} of {labels_folder}: {error}") from error
             start = stop

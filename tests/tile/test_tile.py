@@ -195,3 +195,21 @@ def test_image_on_cell_is_zero_outside_the_cell_and_keeps_its_place():
     expected = np.zeros((80, 80), np.uint8)
     expected[50:60, 60:80] = 200
     assert np.array_equal(on_cell, expected)
+
+
+def test_boxes_from_the_segment_table_give_the_same_tiles():
+    from stages.segment.labels import cell_table
+    from stages.tile.core import boxes_from_bounds, cell_boxes, cell_tiles, image_on_cell
+
+    rng = np.random.default_rng(3)
+    cells = np.zeros((50, 70), np.uint16)
+    cells[5:20, 10:40] = 1
+    cells[25:45, 30:65] = 2
+    cells[30:34, 2:9] = 3
+    field = rng.integers(0, 255, (50, 70, 4), dtype=np.uint8)
+    table = cell_table(cells)
+    boxes = boxes_from_bounds(table[["bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]].to_numpy())
+    ids = table["cell_id"].tolist()
+    assert boxes == cell_boxes(cells, ids)
+    assert np.array_equal(cell_tiles(field, cells, ids, 16, boxes), cell_tiles(field, cells, ids, 16))
+    assert np.array_equal(image_on_cell(field[..., 1], cells, ids, 24, boxes), image_on_cell(field[..., 1], cells, ids, 24))
