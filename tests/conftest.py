@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import uuid
 
@@ -60,21 +62,51 @@ def any_root(request, tmp_path):
     return request.getfixturevalue("s3_root")
 
 
-@pytest.fixture
-def pipeline_settings():
-    """Set [pipeline] keys for one test (as luigi.cfg or --pipeline-* would) and restore them after."""
+@contextlib.contextmanager
+def overridden(values: dict[str, dict]):
+    """luigi.cfg keys (section -> key -> value) set for a block, as a file or the command line would, and
+    restored after."""
     config = luigi.configuration.get_config()
-    saved = dict(config.items("pipeline")) if config.has_section("pipeline") else {}
+    saved = {}
+    try:
+        for section, keys in values.items():
+            if not config.has_section(section):
+                config.add_section(section)
+            for key, value in keys.items():
+                saved.setdefault((section, key), config.get(section, key, None))
+                config.set(section, key, str(value))
+        yield
+    finally:
+        for (section, key), value in saved.items():
+            if value is None:
+                config.remove_option(section, key)
+            else:
+                config.set(section, key, value)
 
-    def apply(**values):
-        if not config.has_section("pipeline"):
-            config.add_section("pipeline")
-        for key, value in values.items():
-            config.set("pipeline", key, str(value))
 
-    yield apply
-    if config.has_section("pipeline"):
-        config.remove_section("pipeline")
-    config.add_section("pipeline")
-    for key, value in saved.items():
-        config.set("pipeline", key, value)
+@pytest.fixture
+def config_section():
+    """``config_section(section, key=value, ...)``: set luigi.cfg keys for one test, restored after."""
+    with contextlib.ExitStack() as stack:
+        yield lambda section, **values: stack.enter_context(overridden({section: values}))
+
+
+@pytest.fixture
+def pipeline_settings(config_section):
+    """Set [pipeline] keys for one test (as luigi.cfg or --pipeline-* would)."""
+    return functools.partial(config_section, "pipeline")
+
+
+@pytest.fixture
+def runner_settings(config_section):
+    return functools.partial(config_section, "runner")
+
+
+@pytest.fixture
+def detector_settings(config_section):
+    return functools.partial(config_section, "detector")
+
+
+@pytest.fixture
+def segment_config(config_section):
+    return functools.partial(config_section, "segment")

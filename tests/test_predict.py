@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 import cv2
-import luigi.configuration
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import overridden
 
 from stages import predict, storage
 from stages.classes import CHANNELS, CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
@@ -37,27 +37,6 @@ HEIGHT, WIDTH = 160, 224  # not square: the overlay and the centroids must keep 
 RUN_WEIGHTS = {"image_on_cell": 0.6, "detector": 0.4}
 LINE = re.compile(r"^cell\s+(\d+) at x=\s*([-\d.]+) y=\s*([-\d.]+): (.*)$")
 CLASS_ITEM = re.compile(r"^(.+) \((\d+)\) ([\d.]+)$")
-
-
-def set_sections(values: dict[str, dict[str, str]]) -> dict:
-    config = luigi.configuration.get_config()
-    saved = {}
-    for section, keys in values.items():
-        if not config.has_section(section):
-            config.add_section(section)
-        for key, value in keys.items():
-            saved[(section, key)] = config.get(section, key, None)
-            config.set(section, key, str(value))
-    return saved
-
-
-def restore_sections(saved: dict) -> None:
-    config = luigi.configuration.get_config()
-    for (section, key), value in saved.items():
-        if value is None:
-            config.remove_option(section, key)
-        else:
-            config.set(section, key, value)
 
 
 def write_stand_in_models(refs, profile, config_dir: Path) -> None:
@@ -90,16 +69,13 @@ def trained_run(tmp_path_factory):
     cfg = root / "run.cfg"  # what the run's user has: the luigi.cfg the pipeline ran with
     cfg.write_text("".join(f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items()) + "\n"
                            for section, keys in values.items()))
-    saved = set_sections(values)
-    try:
+    with overridden(values):
         from stages.fuse.task import fusion_settings
 
         profile = get_profile("demo")
         refs = predict.model_refs(fusion_settings().sources, profile)
         assert {ref.source for ref in refs} == set(RUN_WEIGHTS)
         write_stand_in_models(refs, profile, config_dir)
-    finally:
-        restore_sections(saved)
     (image_id,) = channel_files(storage.listdir(str(data / "test")))
     return {"root": root, "data": data, "work": work, "cfg": cfg, "image_id": image_id,
             "prefix": str(data / "test" / image_id)}
@@ -149,8 +125,7 @@ def test_the_command_prints_every_cell_and_writes_the_overlay(trained_run):
 
 
 def test_a_missing_model_is_a_clear_error(trained_run, pipeline_settings, tmp_path, capsys):
-    saved = set_sections({"fuse": {"weights": "", "mode": ""}})  # the profile's fusion: every source
-    try:
+    with overridden({"fuse": {"weights": "", "mode": ""}}):  # the profile's fusion: every source
         out = tmp_path / "overlay.png"
         empty = tmp_path / "never-trained"
         assert predict.main(["--run", str(empty), trained_run["prefix"], "--input", str(trained_run["data"]),
@@ -169,8 +144,6 @@ def test_a_missing_model_is_a_clear_error(trained_run, pipeline_settings, tmp_pa
         assert "has no trained model for 7 of the 10 model(s)" in message, message
         assert "image.b7_720_ext" in message and "image.b7_600_noext" not in message
         assert "TrainYolo" not in message and not out.exists()
-    finally:
-        restore_sections(saved)
 
 
 class StandInClassifier:
@@ -263,13 +236,10 @@ def test_the_image_is_found_by_prefix_or_by_a_channel_file(any_root):
 def test_an_image_without_cells_still_gets_its_overlay(trained_run, pipeline_settings, tmp_path, capsys):
     for channel in CHANNELS:  # an empty field of view: nothing to segment
         cv2.imwrite(str(tmp_path / f"blank_{channel}.png"), np.zeros((48, 64), np.uint8))
-    saved = set_sections({"fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted"}})
-    try:
+    with overridden({"fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted"}}):
         out = tmp_path / "blank.png"
         assert predict.main(["--run", str(trained_run["work"]), str(tmp_path / "blank"), "--input",
                              str(trained_run["data"]), "--profile", "demo", "--out", str(out)]) == 0
-    finally:
-        restore_sections(saved)
     printed = capsys.readouterr().out
     assert "64x48 px, 0 cell(s)" in printed and "no cells found" in printed and "\ncell " not in printed
     assert cv2.imread(str(out)).shape == (48, 64, 3)

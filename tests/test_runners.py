@@ -18,22 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0, "size": 64}
 
 
-@pytest.fixture
-def runner_settings():
-    config = luigi.configuration.get_config()
-    if not config.has_section("runner"):
-        config.add_section("runner")
-    saved = dict(config.items("runner"))
-
-    def apply(**values):
-        for key, value in values.items():
-            config.set("runner", key, str(value))
-
-    yield apply
-    config.remove_section("runner")
-    config.add_section("runner")
-    for key, value in saved.items():
-        config.set("runner", key, value)
 
 
 def stage_tasks() -> list[StageTask]:

@@ -228,6 +228,13 @@ class Evaluation:
         classes = np.tile(np.arange(NUM_CLASSES), cell_ids.size)
         self.add(overlap, keys, classes, scores.ravel())
 
+    def add_rows(self, overlap: ImageOverlap, rows: pd.DataFrame | None) -> None:
+        """One image's rows of a score table; ``None``: the source predicted nothing for the image."""
+        if rows is None:
+            self.add(overlap, [], [], [])
+        else:
+            self.add_table(overlap, rows)
+
     def add_table(self, overlap: ImageOverlap, scores: pd.DataFrame) -> None:
         """One image from its rows of a score table (``cell_id`` + SCORE_COLUMNS)."""
         self.add_scores(overlap, scores["cell_id"].to_numpy(), scores[list(SCORE_COLUMNS)].to_numpy(dtype=np.float64))
@@ -289,11 +296,7 @@ def evaluate(
     for image_id in map(str, image_ids):
         overlap = image_overlap(pred_labels[image_id], truth_labels[image_id], truth_of.get(image_id, no_truth))
         for name, evaluation in evaluations.items():
-            rows = rows_of[name].get(image_id)
-            if rows is None:
-                evaluation.add(overlap, [], [], [])
-            else:
-                evaluation.add_table(overlap, rows)
+            evaluation.add_rows(overlap, rows_of[name].get(image_id))
     results = {name: evaluation.result() for name, evaluation in evaluations.items()}
     return results["scores"] if single else results
 

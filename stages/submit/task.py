@@ -199,11 +199,7 @@ class Evaluate(FileTask):
                 cells, _ = read_labels(folder, image_id)
                 overlap = metric.image_overlap(cells, read_truth_labels(truth, image_id), truth_of[image_id])
                 for name, evaluation in evaluations.items():
-                    rows = rows_of[name].get(image_id)
-                    if rows is None:
-                        evaluation.add(overlap, [], [], [])
-                    else:
-                        evaluation.add_table(overlap, rows)
+                    evaluation.add_rows(overlap, rows_of[name].get(image_id))
         self.progress("scoring the submission file", 95)
         submission = storage.read_table(WriteSubmission(split=self.split).output().uri, dtype={"ID": str},
                                         keep_default_na=False)

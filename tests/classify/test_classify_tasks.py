@@ -13,6 +13,7 @@ import luigi.configuration
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import overridden
 
 from stages import storage
 from stages.classes import SCORE_COLUMNS
@@ -40,43 +41,21 @@ def short_profile():
     return dataclasses.replace(demo, steps_per_epoch=2, validation_fraction=0.25, models=MappingProxyType(models))
 
 
-def set_config(section: str, **values) -> dict:
-    config = luigi.configuration.get_config()
-    if not config.has_section(section):
-        config.add_section(section)
-    saved = {key: config.get(section, key, None) for key in values}
-    for key, value in values.items():
-        config.set(section, key, str(value))
-    return saved
-
-
-def restore_config(section: str, saved: dict) -> None:
-    config = luigi.configuration.get_config()
-    for key, value in saved.items():
-        if value is None:
-            config.remove_option(section, key)
-        else:
-            config.set(section, key, value)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("classify")
     write_dataset(str(root / "data"), n_train=8, n_test=3, height=192, width=256, seed=3)
-    saved_pipeline = set_config("pipeline", input=root / "data", work=root / "work", profile="demo", shard_size=4)
-    saved_classify = set_config("classify", run_eagerly="true", predict_batch_size=16)
-    patch = pytest.MonkeyPatch()
-    patch.setattr(classify_task, "profile", short_profile)
-    tasks = [
-        PredictCellsAll(split="test", model=CELL_MODEL),
-        PredictImagesAll(split="test", model=IMAGE_MODEL),
-        PredictImageOnCellAll(split="test"),
-    ]
-    ok = luigi.build(tasks, local_scheduler=True, workers=1, log_level="WARNING")
-    yield {"root": root, "ok": ok}
-    patch.undo()
-    restore_config("classify", saved_classify)
-    restore_config("pipeline", saved_pipeline)
+    settings = {"pipeline": {"input": root / "data", "work": root / "work", "profile": "demo", "shard_size": 4},
+                "classify": {"run_eagerly": "true", "predict_batch_size": 16}}
+    with overridden(settings), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classify_task, "profile", short_profile)
+        tasks = [
+            PredictCellsAll(split="test", model=CELL_MODEL),
+            PredictImagesAll(split="test", model=IMAGE_MODEL),
+            PredictImageOnCellAll(split="test"),
+        ]
+        ok = luigi.build(tasks, local_scheduler=True, workers=1, log_level="WARNING")
+        yield {"root": root, "ok": ok}
 
 
 def test_the_whole_chain_runs(world):
@@ -165,17 +144,11 @@ def test_fingerprints_follow_the_settings(world):
     before = TrainCellModel(model=CELL_MODEL).fingerprint()
     predict_before = PredictCells(split="test", shard=0, model=CELL_MODEL).fingerprint()
     assert TrainCellModel(model="cell.b7_e1").fingerprint() != before
-    saved = set_config("classify", learning_rate=0.0005)
-    try:
+    with overridden({"classify": {"learning_rate": 0.0005}}):
         assert TrainCellModel(model=CELL_MODEL).fingerprint() != before
         assert PredictCells(split="test", shard=0, model=CELL_MODEL).fingerprint() != predict_before
-    finally:
-        restore_config("classify", saved)
-    saved = set_config("classify", predict_batch_size=7, loader_workers=3)  # operational: same artifacts
-    try:
+    with overridden({"classify": {"predict_batch_size": 7, "loader_workers": 3}}):  # operational: same artifacts
         assert TrainCellModel(model=CELL_MODEL).fingerprint() == before
-    finally:
-        restore_config("classify", saved)
 
 
 def test_role_mismatch_and_unknown_models_fail_loudly(world):

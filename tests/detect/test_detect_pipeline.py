@@ -43,24 +43,6 @@ HEIGHT, WIDTH = 128, 160  # non-square on purpose
 SHARD_SIZE = 4
 
 
-@pytest.fixture
-def detector_settings():
-    """Set [detector] keys for one test and restore the section after."""
-    config = luigi.configuration.get_config()
-    saved = dict(config.items("detector")) if config.has_section("detector") else None
-
-    def apply(**values):
-        if not config.has_section("detector"):
-            config.add_section("detector")
-        for key, value in values.items():
-            config.set("detector", key, str(value))
-
-    yield apply
-    config.remove_section("detector")
-    if saved is not None:
-        config.add_section("detector")
-        for key, value in saved.items():
-            config.set("detector", key, value)
 
 
 @pytest.fixture(scope="module")

@@ -17,24 +17,6 @@ from stages.segment.task import Segment, SegmentAll, read_labels, read_shard_cel
 from stages.synth.core import write_dataset
 
 
-@pytest.fixture
-def segment_config():
-    """Set [segment] keys for one test and restore the section after."""
-    config = luigi.configuration.get_config()
-    saved = dict(config.items("segment")) if config.has_section("segment") else None
-
-    def apply(**values):
-        if not config.has_section("segment"):
-            config.add_section("segment")
-        for key, value in values.items():
-            config.set("segment", key, str(value))
-
-    yield apply
-    config.remove_section("segment")
-    if saved is not None:
-        config.add_section("segment")
-        for key, value in saved.items():
-            config.set("segment", key, value)
 
 
 @pytest.fixture

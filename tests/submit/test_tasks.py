@@ -84,25 +84,6 @@ def stand_in_sources(split, shard, sources):
             for index, source in enumerate(sources)}
 
 
-@pytest.fixture
-def config_section():
-    """Set keys of luigi.cfg sections for one test, restoring them afterwards."""
-    config = luigi.configuration.get_config()
-    saved = {}
-
-    def apply(section, **values):
-        if not config.has_section(section):
-            config.add_section(section)
-        for key, value in values.items():
-            saved.setdefault((section, key), config.get(section, key, None))
-            config.set(section, key, str(value))
-
-    yield apply
-    for (section, key), value in saved.items():
-        if value is None:
-            config.remove_option(section, key)
-        else:
-            config.set(section, key, value)
 
 
 @pytest.fixture(scope="module")
