@@ -13,7 +13,8 @@ is the mean over the classes that occur (with positives and negatives) among the
 Measured on 2 shared CPU cores (one seed each; 16-32 held-out images make a single class's AUC noisy),
 randomly initialised B0, 800 steps of 16 unless said otherwise, weak labels:
 
-- cell model, green, 64-px tiles, flip+rotate90: 0.806 with 128 training images, 0.710 with 48;
+- cell model, green, 64-px tiles, flip+rotate90: 0.806 with 128 training images (16 held out; 0.772 on 32
+  held-out images, all 19 classes), 0.710 with 48;
   with the zoo's cutmix+mixup 0.754 (128 images); RGB instead of green 0.672 (128 images);
   32-px tiles (the demo tile size) 0.59-0.60 even after 1000 steps (48 images): too small to show the
   patterns to a network whose last stages are then 1 x 1.
