@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import uuid
+from pathlib import Path
 
 import luigi.configuration
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from stages import storage
 
 BUCKET = "hpa-test-bucket"
+# Three real HPA fields of view (Kaggle test layout; provenance and licence in its README.md).
+REAL_DATA = Path(__file__).resolve().parent / "data" / "hpa-real"
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -11,6 +11,7 @@ import cv2
 import luigi
 import numpy as np
 import pytest
+from conftest import REAL_DATA
 
 from stages import storage
 from stages.manifest.task import Manifest, load_manifest
@@ -19,7 +20,6 @@ from stages.synth.core import write_dataset
 from stages.tile.task import Tile, TileAll
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data" / "hpa-real"
 
 
 def build(*tasks) -> bool:

@@ -21,6 +21,7 @@ import luigi.configuration
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REAL_DATA
 import yaml
 
 from stages import storage
@@ -323,10 +324,8 @@ def test_export_and_training_inputs_through_storage(any_root, pipeline_settings,
     assert sorted(split["ID"]) == ids and set(split["shard"]) == {0, 1}
 
 
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hpa-real"
 
 
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="the real HPA fields of view are not here")
 def test_detect_runs_on_real_fields_of_view(offline, tmp_path, pipeline_settings):
     """The trained weights, reloaded by Detect, on real HPA images (PNG and colourised JPEG, 1728 and
     2048 px): each image is read, shrunk to the detector size, predicted, and its boxes land in its own

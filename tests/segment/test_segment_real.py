@@ -9,19 +9,18 @@ cut by the border, two pairs pressed together). Measured: 10, 11 and 23. Each ra
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from conftest import REAL_DATA
 
 from stages import storage
 from stages.fields import read_field
 from stages.manifest.core import channel_files
 from stages.segment.core import SegmentSettings, segment_classic
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "hpa-real" / "test"
+REAL = REAL_DATA / "test"
 EXPECTED = {"57_F11_1": (7, 15), "89_B5_1": (7, 15), "B2AI_1_untreated_A1_R1": (17, 36)}
 
-pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real HPA fields not found at {REAL}")
 
 
 @pytest.mark.parametrize("image_id", sorted(EXPECTED))
