@@ -25,7 +25,7 @@ import pandas as pd
 if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common, memory, proposals, reference
+from bench import common, memory, reference
 from stages.classes import CHANNELS, SCORE_COLUMNS, format_labels
 from stages.fields import read_field
 from stages.fuse.core import fuse
@@ -33,7 +33,8 @@ from stages.segment.core import SegmentSettings, segment_classic
 from stages.segment.labels import best_iou, cell_table
 from stages.submit import evaluate as metric
 from stages.submit.encoding import encode_cells
-from stages.tile.core import cell_tiles, image_on_cell
+from stages.segment.contract import BBOX_COLUMNS
+from stages.tile.core import boxes_from_bounds, cell_tiles, image_on_cell
 from stages.zoo import get_profile
 
 GREEN = CHANNELS.index("green")
@@ -79,7 +80,7 @@ def fusion_sources(cells_per_image: int, seed: int = 0) -> dict[str, list[pd.Dat
 def benchmark(fields: list[common.Field], folder: Path, reference_images: int, rounds: int,
               targets: dict[str, float]) -> list[Row]:
     """The throughput rows; ``targets`` receives seconds per image of decoding and of tiling + image-on-cell
-    + mask encoding, current and fixed, measured in the same rounds."""
+    + mask encoding, measured in the same rounds."""
     ids = [field.image_id for field in fields]
     by_id = {field.image_id: field for field in fields}
     few = ids[:reference_images]
@@ -117,19 +118,19 @@ def benchmark(fields: list[common.Field], folder: Path, reference_images: int, r
     cell_ids = {i: list(range(1, int(labels[i].max()) + 1)) for i in ids}
     size, on_cell_size = PROFILE.tile_size, PROFILE.image_on_cell.input_size
     green = {i: decoded[i][..., GREEN] for i in ids}
-    boxes = {i: proposals.boxes_from_table(cell_table(labels[i])) for i in ids}
-    tiles_same = all(np.array_equal(cell_tiles(decoded[i], labels[i], cell_ids[i], size),
+    # as the Tile task does it: the boxes come from the segment stage's cell table
+    boxes = {i: boxes_from_bounds(cell_table(labels[i])[list(BBOX_COLUMNS)].to_numpy()) for i in ids}
+    tiles_same = all(np.array_equal(cell_tiles(decoded[i], labels[i], cell_ids[i], size, boxes[i]),
                                     reference.cell_tiles(decoded[i], labels[i], cell_ids[i], size)) for i in few)
-    assert all(np.array_equal(proposals.proposed_cell_tiles(decoded[i], labels[i], cell_ids[i], size, boxes[i]),
-                              cell_tiles(decoded[i], labels[i], cell_ids[i], size)) for i in few)
-    t = measure({"project": lambda: [cell_tiles(decoded[i], labels[i], cell_ids[i], size) for i in ids],
+    t = measure({"project": lambda: [cell_tiles(decoded[i], labels[i], cell_ids[i], size, boxes[i]) for i in ids],
                  "reference": lambda: [reference.cell_tiles(decoded[i], labels[i], cell_ids[i], size) for i in few]},
                 {"project": n, "reference": m}, {"project": rounds, "reference": ref_rounds})
     rows.append(Row(f"tiling: tiles at {size}", t["project"], t["reference"], f"identical: {tiles_same}"))
-    diff = max(int(np.abs(image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size).astype(int)
+    diff = max(int(np.abs(image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size, boxes[i]).astype(int)
                           - reference.image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size)).max())
                for i in few)
-    t = measure({"project": lambda: [image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size) for i in ids],
+    t = measure({"project": lambda: [image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size, boxes[i])
+                                     for i in ids],
                  "reference": lambda: [reference.image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size)
                                        for i in few]},
                 {"project": n, "reference": m}, {"project": rounds, "reference": ref_rounds})
@@ -159,8 +160,7 @@ def benchmark(fields: list[common.Field], folder: Path, reference_images: int, r
     rows.append(Row("mask encoding (submission)", t["project"], t["reference"], f"identical: {encoded_same}"))
     log("encoding done")
 
-    # the first target, in the same rounds: decoding against tiling + image-on-cell + mask encoding, as the
-    # code is and with the tiling fix that RESULTS.md recommends (bench/proposals.py; outputs identical)
+    # the first target, in the same rounds: decoding against tiling + image-on-cell + mask encoding
     def after_segment(tiles, on_cell):
         def run():
             for i in ids:
@@ -171,12 +171,9 @@ def benchmark(fields: list[common.Field], folder: Path, reference_images: int, r
 
     t = common.interleaved(
         {"decoding": lambda: [read_field(str(folder), i, files[i]) for i in ids],
-         "current": after_segment(lambda i: cell_tiles(decoded[i], labels[i], cell_ids[i], size),
-                                  lambda i: image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size)),
-         "fixed": after_segment(
-             lambda i: proposals.proposed_cell_tiles(decoded[i], labels[i], cell_ids[i], size, boxes[i]),
-             lambda i: proposals.on_cell_with_boxes(green[i], labels[i], cell_ids[i], on_cell_size, boxes[i]))},
-        dict.fromkeys(("decoding", "current", "fixed"), rounds))
+         "current": after_segment(lambda i: cell_tiles(decoded[i], labels[i], cell_ids[i], size, boxes[i]),
+                                  lambda i: image_on_cell(green[i], labels[i], cell_ids[i], on_cell_size, boxes[i]))},
+        dict.fromkeys(("decoding", "current"), rounds))
     targets.update({name: seconds / n for name, seconds in t.items()})
 
     # evaluator: the project's segmentation against the truth, random scores
@@ -207,9 +204,7 @@ def report(rows: list[Row], targets: dict[str, float]) -> str:
     chosen = [row for row in rows if row.step.startswith(("tiling", "mask encoding"))]
     ours = sum(row.project_s for row in chosen)
     theirs = sum(row.reference_s for row in chosen)
-    decode, current, fixed = targets["decoding"], targets["current"], targets["fixed"]
-    # each ratio to the reference from rows measured with it; the fix scaled by its ratio to the current code
-    fixed_ratio = theirs / ours * current / fixed
+    decode, current = targets["decoding"], targets["current"]
 
     def verdict(ok: bool) -> str:
         return "MET" if ok else "MISSED"
@@ -221,8 +216,6 @@ def report(rows: list[Row], targets: dict[str, float]) -> str:
          f"{1000 * decode:.0f} ms/image: {verdict(current < decode)} (must be less)"),
         (f"- the same vs the notebook-style reference: {theirs / ours:.1f}x faster: {verdict(theirs / ours >= 10)} "
          "(must be >= 10x)"),
-        (f"- with the tiling fix of RESULTS.md (bench/proposals.py, identical outputs): {1000 * fixed:.0f} ms/image: "
-         f"{verdict(fixed < decode)} vs decoding; {fixed_ratio:.1f}x the reference: {verdict(fixed_ratio >= 10)}"),
     ]
     return text + "\n" + "\n".join(lines)
 

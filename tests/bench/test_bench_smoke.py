@@ -14,7 +14,7 @@ def test_throughput_table_and_checks(capsys):
         assert step in out
     assert "identical: False" not in out and "same mAP: False" not in out
     assert out.count("identical: True") == 3
-    assert "Targets (issue 7)" in out and "with the tiling fix" in out
+    assert "Targets (issue 7)" in out and "ms/image vs decoding the four PNGs" in out
 
 
 def test_peak_memory_of_real_shard_tasks():
