@@ -32,7 +32,6 @@ import time
 
 import numpy as np
 
-from stages.classes import NUM_CLASSES
 from stages.classify import data
 
 DEFAULT_CELL_MODEL = "cell.b7_ext_green_e1"  # B0 on green x3 in the demo profile

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import tempfile
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from stages.manifest.task import Manifest, load_manifest, load_shard
 from stages.tasking import AllShards, FolderTask, ShardTask, StageTask
 from stages.zoo import ModelSpec, get_profile
 
-logger = logging.getLogger("luigi-interface")
 
 BACKBONE_SOURCES = ("efficientnet", "keras_applications")  # stages.classify.models.BACKBONE_SOURCES
 EXTERNAL_SPLIT = "external"
@@ -103,15 +101,6 @@ def training_content(spec: ModelSpec) -> dict:
         "splits": training_splits(spec),
         "external": external_uri() if "external" in training_splits(spec) else "",
     }
-
-
-def progress(task: luigi.Task, message: str, percent: int | None = None) -> None:
-    """Status for the Luigi scheduler; a no-op outside a worker (stages.runstage calls run() directly)."""
-    logger.info("%s: %s", task.task_id, message)
-    if getattr(task, "set_status_message", None) is not None:
-        task.set_status_message(message)
-    if percent is not None and getattr(task, "set_progress_percentage", None) is not None:
-        task.set_progress_percentage(percent)
 
 
 # --------------------------------------------------------------------------------------------------- arrays
@@ -209,7 +198,7 @@ def fit_and_save(task: luigi.Task, spec: ModelSpec, folder: str, bank, targets: 
             weights = str(stack.enter_context(storage.local_copy(weights, ".h5")))
         model = models.build_classifier(spec, weights=weights, source=classify().backbone_source)
     result = train_classifier(model, spec, bank, targets, groups, settings, rows=rows,
-                              log=lambda message: progress(task, message))
+                              log=task.progress)
     with storage.staged_output(storage.join(folder, contract.MODEL_FILE), ".keras") as path:
         models.save_classifier(model, path)
     history = pd.DataFrame(result.pop("history"))
@@ -341,7 +330,7 @@ class ImageInputs(ShardTask):
         inputs = np.empty((len(images), self.size, self.size), contract.ARRAY_DTYPE)
         sizes = []
         for row, image in enumerate(images.to_dict("records")):
-            progress(self, f"{image['ID']}: image {row + 1}/{len(images)}", 100 * row // max(1, len(images)))
+            self.progress(f"{image['ID']}: image {row + 1}/{len(images)}", 100 * row // max(1, len(images)))
             if not image["green"]:
                 raise storage.ArtifactNotFound(f"image {image['ID']}: no green channel file in {source}")
             uri = storage.join(source, image["green"])
@@ -384,7 +373,7 @@ class PredictTask(ShardTask):
         from stages.classify import models
 
         trained = self.model_task()
-        progress(self, f"loading {trained.model}")
+        self.progress(f"loading {trained.model}")
         with storage.local_copy(storage.join(trained.folder(), contract.MODEL_FILE), ".keras") as path:
             model = models.load_classifier(path)
         self.predict(model, folder)
@@ -396,7 +385,7 @@ class PredictTask(ShardTask):
             expected = model.input_shape[1:3]
             if len(images) and tuple(images.shape[1:3]) != tuple(expected):
                 raise ValueError(f"{uri}: inputs of {images.shape[1:3]} px, but the model reads {expected}")
-            progress(self, f"predicting {len(images)} input(s)")
+            self.progress(f"predicting {len(images)} input(s)")
             return predict_probabilities(model, images, channels, classify().predict_batch_size)
 
     def write_scores(self, folder: str, table: pd.DataFrame) -> None:

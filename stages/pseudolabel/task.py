@@ -86,7 +86,7 @@ class TrainFoldModel(FolderTask):
             model = classify_task.fit_and_save(
                 self, spec, folder, bank, targets, tiles.index["ID"].to_numpy(), rows=training,
                 extra={"labels": "weak (image labels)", "fold": self.fold, "held_out_tiles": int(len(held_out))})
-            classify_task.progress(self, f"predicting the {len(held_out)} tile(s) of fold {self.fold}")
+            self.progress(f"predicting the {len(held_out)} tile(s) of fold {self.fold}")
             scores = predict_probabilities(model, _Rows(bank, held_out), spec.channels,
                                            classify_task.classify().predict_batch_size)
         rows = tiles.index.iloc[held_out]
