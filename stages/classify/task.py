@@ -26,7 +26,7 @@ from stages import storage
 from stages.classify import contract
 from stages.config import pipeline
 from stages.manifest import core as manifest_core
-from stages.manifest.task import Manifest, load_manifest, load_shard
+from stages.manifest.task import Manifest, load_manifest, load_shard, split_shard_count
 from stages.tasking import AllShards, FolderTask, ShardTask, StageTask
 from stages.zoo import ModelSpec, get_profile
 
@@ -123,10 +123,6 @@ def opened_arrays(uris: list[str]):
         yield arrays
 
 
-def shard_count(split: str) -> int:
-    return manifest_core.shard_count(load_manifest(split))
-
-
 def image_labels(split: str) -> dict[str, str]:
     manifest = load_manifest(split)
     return dict(zip(manifest["ID"].astype(str), manifest["Label"].astype(str)))
@@ -135,7 +131,7 @@ def image_labels(split: str) -> dict[str, str]:
 def tile_shards(split: str) -> list[str]:
     from stages.tile.task import Tile
 
-    return [Tile(split=split, shard=shard).folder() for shard in range(shard_count(split))]
+    return [Tile(split=split, shard=shard).folder() for shard in range(split_shard_count(split))]
 
 
 def read_tile_index(folder: str) -> pd.DataFrame:
@@ -283,7 +279,7 @@ class TrainImageModel(TrainTask):
         spec = self.spec()
         uris, indexes = [], []
         for split in training_splits(spec):
-            for shard in range(shard_count(split)):
+            for shard in range(split_shard_count(split)):
                 shard_folder = ImageInputs(split=split, shard=shard, size=spec.input_size).folder()
                 uris.append(storage.join(shard_folder, contract.IMAGES_FILE))
                 indexes.append(read_image_index(shard_folder).assign(split=split))
@@ -501,8 +497,3 @@ class PredictImagesAll(AllShards):
 
 class PredictImageOnCellAll(AllShards):
     shard_task = PredictImageOnCell
-
-
-def read_scores(folder: str) -> pd.DataFrame:
-    """A prediction shard's score table (``contract.SCORE_TABLE_COLUMNS``), image IDs as text."""
-    return storage.read_table(storage.join(folder, contract.SCORES_FILE), dtype=contract.SCORE_TABLE_DTYPES)

@@ -65,9 +65,9 @@ def source_tasks(split: str, shard: int, sources) -> dict[str, list[StageTask]]:
     return tasks
 
 
-def read_score_table(task: StageTask) -> pd.DataFrame:
-    """A source task's score table (every source writes ``scores.csv`` in its shard folder)."""
-    return storage.read_table(storage.join(task.folder(), contract.SCORES_FILE), dtype=contract.TABLE_DTYPES)
+def read_score_table(folder: str) -> pd.DataFrame:
+    """The score table in a shard folder: every source, and the fusion, write ``scores.csv`` alike."""
+    return storage.read_table(storage.join(folder, contract.SCORES_FILE), dtype=contract.TABLE_DTYPES)
 
 
 class Fuse(ShardTask):
@@ -93,7 +93,7 @@ class Fuse(ShardTask):
         sources = {}
         for source, tasks in self.source_tasks().items():
             self.progress(f"reading {source} ({len(tasks)} table(s))")
-            sources[source] = core.mean_tables([read_score_table(task) for task in tasks], source)
+            sources[source] = core.mean_tables([read_score_table(task.folder()) for task in tasks], source)
             storage.write_table(storage.join(folder, contract.source_file(source)), sources[source])
         fused = core.fuse(sources, settings.weights, settings.mode)
         storage.write_table(storage.join(folder, contract.SCORES_FILE), fused)
@@ -106,8 +106,7 @@ class FuseAll(AllShards):
 
 def load_fused(split: str, shard: int) -> pd.DataFrame:
     """A Fuse shard's fused table (``contract.TABLE_COLUMNS``)."""
-    return storage.read_table(storage.join(Fuse(split=split, shard=shard).folder(), contract.SCORES_FILE),
-                              dtype=contract.TABLE_DTYPES)
+    return read_score_table(Fuse(split=split, shard=shard).folder())
 
 
 def load_source(split: str, shard: int, source: str) -> pd.DataFrame:

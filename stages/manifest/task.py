@@ -41,6 +41,11 @@ def load_manifest(split: str) -> pd.DataFrame:
     return core.read_manifest_table(storage.read_table(Manifest(split=split).output().uri, dtype={"shard": int}))
 
 
+def split_shard_count(split: str) -> int:
+    """How many shards a split's manifest holds."""
+    return core.shard_count(load_manifest(split))
+
+
 def load_shard(split: str, shard: int) -> pd.DataFrame:
     return core.shard_rows(load_manifest(split), shard)
 

@@ -33,7 +33,7 @@ from stages.config import pipeline
 from stages.fields import read_field
 from stages.fuse.task import Fuse, FuseAll, fusion_settings, load_fused, load_source
 from stages.manifest import core as manifest_core
-from stages.manifest.task import load_manifest
+from stages.manifest.task import load_manifest, split_shard_count
 from stages.segment.task import Segment, SegmentAll, read_labels, read_shard_images, segment
 from stages.submit import contract, encoding, report
 from stages.submit import evaluate as metric
@@ -62,10 +62,6 @@ def truth_uri() -> str:
 
 def truth_known() -> bool:
     return storage.exists(storage.join(truth_uri(), "cells.csv"))
-
-
-def shard_count(split: str) -> int:
-    return manifest_core.shard_count(load_manifest(split))
 
 
 def top_level_name(name: str, split: str) -> str:
@@ -104,7 +100,7 @@ class WriteSubmission(FileTask):
 
     def run_here(self):
         manifest = load_manifest(self.split)
-        shards = shard_count(self.split)
+        shards = split_shard_count(self.split)
         parts = []
         for shard in range(shards):
             self.progress(f"shard {shard + 1}/{shards}: encoding masks", 100 * shard // max(1, shards))
@@ -185,7 +181,7 @@ class Evaluate(FileTask):
         truth_of = {image_id: rows for image_id, rows in truth_cells.groupby("ID", sort=False)}
         sources = fusion_settings().sources
         evaluations = {"fused": metric.Evaluation(), **{source: metric.Evaluation() for source in sources}}
-        shards = shard_count(self.split)
+        shards = split_shard_count(self.split)
         for shard in range(shards):
             self.progress(f"shard {shard + 1}/{shards}", 100 * shard // max(1, shards))
             folder = Segment(split=self.split, shard=shard).folder()

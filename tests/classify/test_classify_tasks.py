@@ -21,8 +21,9 @@ from stages.classify import contract
 from stages.classify import task as classify_task
 from stages.classify.task import (
     ImageInputs, PredictCells, PredictCellsAll, PredictImageOnCellAll, PredictImages, PredictImagesAll,
-    TrainCellModel, TrainImageModel, read_scores)
+    TrainCellModel, TrainImageModel)
 from stages.fuse.contract import TABLE_COLUMNS
+from stages.fuse.task import read_score_table
 from stages.pseudolabel import contract as pseudo_contract
 from stages.pseudolabel.core import pseudo_label_lists
 from stages.pseudolabel.task import PseudoLabel, TrainFoldModel, read_pseudo_labels
@@ -89,7 +90,7 @@ def segment_keys(split: str, shard: int) -> pd.DataFrame:
     lambda: classify_task.PredictImageOnCell(split="test", shard=0),
 ], ids=["cells", "images", "image_on_cell"])
 def test_every_prediction_task_writes_one_row_per_segmented_cell(world, task):
-    scores = read_scores(task().folder())
+    scores = read_score_table(task().folder())
     assert tuple(scores.columns) == TABLE_COLUMNS == contract.SCORE_TABLE_COLUMNS
     keys = segment_keys("test", 0)
     assert len(keys) > 0
@@ -101,7 +102,7 @@ def test_every_prediction_task_writes_one_row_per_segmented_cell(world, task):
 def test_image_scores_are_broadcast_to_the_cells_of_each_image(world):
     folder = PredictImages(split="test", shard=0, model=IMAGE_MODEL).folder()
     images = storage.read_table(storage.join(folder, contract.IMAGE_SCORES_FILE), dtype={"ID": str})
-    cells = read_scores(folder)
+    cells = read_score_table(folder)
     assert set(cells["ID"]) <= set(images["ID"])
     for image_id, group in cells.groupby("ID"):
         expected = images.loc[images["ID"] == image_id, list(SCORE_COLUMNS)].to_numpy()
