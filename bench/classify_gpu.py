@@ -70,9 +70,6 @@ def bare_runner(model, batches):
     if backend == "jax":
         import jax
 
-        trainable = [variable.value for variable in model.trainable_variables]
-        non_trainable = [variable.value for variable in model.non_trainable_variables]
-
         @jax.jit
         def step(trainable, non_trainable, x):
             outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
@@ -81,6 +78,11 @@ def bare_runner(model, batches):
         on_device = [jax.device_put(batch) for batch in batches]
 
         def run():
+            # The weights are looked up at every run, never held: Keras's JAX predict() donates the arrays it
+            # is given and puts new ones into the variables, so arrays taken before a project round are
+            # deleted by it ("Array has been deleted") when rounds alternate.
+            trainable = [variable.value for variable in model.trainable_variables]
+            non_trainable = [variable.value for variable in model.non_trainable_variables]
             outputs = [step(trainable, non_trainable, x) for x in on_device]
             jax.block_until_ready(outputs)
 

@@ -14,6 +14,11 @@ class pipeline(luigi.Config):  # noqa: N801 -- Luigi derives the [pipeline] sect
         default="data/synthetic",
         description="URI of the input data in the Kaggle layout (train/, test/, train.csv): a folder or s3://",
     )
+    external = luigi.Parameter(
+        default="",
+        description="optional URI of external training data in the same layout (train/, train.csv), read as the "
+                    "'external' split by the models whose zoo entry sets external_data; empty: none",
+    )
     work = luigi.Parameter(default="work", description="artifact root URI: a folder or s3://bucket/prefix")
     profile = luigi.ChoiceParameter(choices=PROFILES, default="demo", description="model zoo profile")
     shard_size = luigi.IntParameter(default=32, description="images per micro-batch (per-shard task)")

@@ -20,6 +20,7 @@ Role = Literal["cell", "image", "detector"]
 ROLES: tuple[str, ...] = ("cell", "image", "detector")
 CHANNEL_SETS: tuple[str, ...] = ("rgb", "green")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
+LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 
 
 class UnknownName(KeyError):
@@ -89,9 +90,14 @@ class Profile:
     batch_size: int
     steps_per_epoch: int | None
     validation_fraction: float
+    lr_schedule: str  # one of LR_SCHEDULES
     pseudo_label: PseudoLabelSettings
     fusion: FusionSettings
     models: MappingProxyType  # name -> ModelSpec, in the zoo file's order
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"profile {self.name}: lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
 
     def model(self, name: str) -> ModelSpec:
         try:

@@ -118,8 +118,9 @@ def make_loss(name: str):
     raise ValueError(f"unknown loss {name!r}; known: {LOSSES}")
 
 
-def compile_classifier(model, loss: str, learning_rate: float, run_eagerly: bool = False, jit_compile=False):
-    """Adam (the original's optimiser for the cell models), the zoo's loss, multi-label ROC-AUC as metric.
+def compile_classifier(model, loss: str, learning_rate, run_eagerly: bool = False, jit_compile=False):
+    """Adam (the original's optimiser for the cell models), the zoo's loss, multi-label ROC-AUC as metric;
+    ``learning_rate`` is a number or a Keras learning-rate schedule.
 
     The optimiser's variables are built here, before the first step: building them inside the traced
     train step would make TensorFlow trace it twice (about a quarter of a small model's first epoch).

@@ -4,6 +4,10 @@ module must not import Keras (that alone takes seconds)."""
 from __future__ import annotations
 
 import dataclasses
+import zlib
+
+from stages.zoo import LR_SCHEDULES
+WARMUP_FRACTION = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +21,9 @@ class TrainSettings:
     learning_rate: float
     augment: tuple[str, ...]
     seed: int = 0
+    # plateau: the original's (ReduceLROnPlateau on the validation loss, for epochs that are whole passes);
+    # cosine: a linear warm-up over the first WARMUP_FRACTION of the steps, then cosine decay to zero (short runs)
+    schedule: str = "plateau"
     recalibration_batches: int = 10  # clean batches re-estimating BatchNorm statistics after mixing augmentations
     # operational: speed only, never the result's meaning
     run_eagerly: bool = False
@@ -24,6 +31,17 @@ class TrainSettings:
     workers: int = 1
     verbose: int = 0
 
+    def __post_init__(self):
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; known: {LR_SCHEDULES}")
+
     def content(self) -> dict:
         operational = {"run_eagerly", "jit_compile", "workers", "verbose"}
         return {key: value for key, value in dataclasses.asdict(self).items() if key not in operational}
+
+
+def model_seed(base_seed: int, model_name: str) -> int:
+    """A model's own seed, derived from the run's seed and its name: two zoo entries with the same settings
+    and data (as in the demo profile) still start from different weights and see different batches, as the
+    ensemble's members did. Stable across processes (unlike ``hash``)."""
+    return zlib.crc32(f"{base_seed}:{model_name}".encode()) % (2 ** 31)

@@ -26,13 +26,12 @@ from stages import storage
 from stages.classify import contract
 from stages.config import pipeline
 from stages.manifest import core as manifest_core
-from stages.manifest.task import Manifest, load_manifest, load_shard, split_shard_count
+from stages.manifest.task import Manifest, load_manifest, load_shard, split_folder, split_shard_count
 from stages.tasking import AllShards, FolderTask, ShardTask, StageTask
 from stages.zoo import ModelSpec, get_profile
 
 
 BACKBONE_SOURCES = ("efficientnet", "keras_applications")  # stages.classify.models.BACKBONE_SOURCES
-EXTERNAL_SPLIT = "external"
 
 
 class classify(luigi.Config):  # noqa: N801 -- Luigi derives the [classify] section name from the class name
@@ -64,30 +63,22 @@ def classifier_spec(name: str, role: str) -> ModelSpec:
     return spec
 
 
-def external_uri() -> str:
-    """The external data URI (same Kaggle layout), or "" when none is configured."""
-    return str(getattr(pipeline(), "external", "") or "")
-
-
 def training_splits(spec: ModelSpec) -> list[str]:
     """The splits a model trains on: ``train``, plus ``external`` where the zoo entry uses external data and
     the pipeline has some configured (without it the model trains on ``train`` alone, as recorded)."""
-    if not (spec.external_data and external_uri()):
-        return ["train"]
-    if EXTERNAL_SPLIT not in manifest_core.SPLITS:
-        raise ValueError(f"external data {external_uri()} is configured, but the manifest knows no "
-                         f"'{EXTERNAL_SPLIT}' split (splits: {manifest_core.SPLITS})")
-    return ["train", EXTERNAL_SPLIT]
+    if spec.external_data and pipeline().external:
+        return ["train", manifest_core.EXTERNAL_SPLIT]
+    return ["train"]
 
 
 def train_settings(spec: ModelSpec):
-    from stages.classify.settings import TrainSettings
+    from stages.classify.settings import TrainSettings, model_seed
 
     config, zoo = classify(), profile()
     return TrainSettings(
         epochs=spec.epochs, batch_size=zoo.batch_size, steps_per_epoch=zoo.steps_per_epoch,
         validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate, augment=spec.augment,
-        seed=config.seed, run_eagerly=config.run_eagerly, jit_compile=config.jit_compile,
+        seed=model_seed(config.seed, spec.name), schedule=zoo.lr_schedule, run_eagerly=config.run_eagerly, jit_compile=config.jit_compile,
         workers=config.loader_workers, verbose=config.verbose,
     )
 
@@ -99,7 +90,7 @@ def training_content(spec: ModelSpec) -> dict:
         "training": train_settings(spec).content(),
         "backbone_source": classify().backbone_source,
         "splits": training_splits(spec),
-        "external": external_uri() if "external" in training_splits(spec) else "",
+        "external": pipeline().external if manifest_core.EXTERNAL_SPLIT in training_splits(spec) else "",
     }
 
 
@@ -172,6 +163,11 @@ def weak_targets(index: pd.DataFrame) -> np.ndarray:
     for split in index["split"].unique():
         labels.update({(split, image_id): label for image_id, label in image_labels(split).items()})
     return data.label_matrix([labels[(split, image_id)] for split, image_id in zip(index["split"], index["ID"])])
+
+
+def image_keys(index: pd.DataFrame) -> np.ndarray:
+    """One key per row naming its image across splits (external data may reuse a training ID)."""
+    return (index["split"].astype(str) + "/" + index["ID"].astype(str)).to_numpy()
 
 
 # --------------------------------------------------------------------------------------------------- training
@@ -256,7 +252,7 @@ class TrainCellModel(TrainTask):
         if spec.pseudo_labels:
             targets, rows, extra = pseudolabel_task.pseudo_targets(self.pseudo_label_task(), tiles.index, targets)
         with opened_arrays(tiles.tile_uris) as arrays:
-            fit_and_save(self, spec, folder, data.ArrayBank(arrays), targets, tiles.index["ID"].to_numpy(), rows, extra)
+            fit_and_save(self, spec, folder, data.ArrayBank(arrays), targets, image_keys(tiles.index), rows, extra)
 
 
 class TrainImageModel(TrainTask):
@@ -285,7 +281,7 @@ class TrainImageModel(TrainTask):
                 indexes.append(read_image_index(shard_folder).assign(split=split))
         index = pd.concat(indexes, ignore_index=True)
         targets = data.label_matrix(index["Label"].fillna("").astype(str).tolist())
-        groups = (index["split"] + "/" + index["ID"]).to_numpy()
+        groups = image_keys(index)
         with opened_arrays(uris) as arrays:
             fit_and_save(self, spec, folder, data.ArrayBank(arrays), targets, groups,
                          extra={"labels": "image labels"})
@@ -322,7 +318,7 @@ class ImageInputs(ShardTask):
         from stages.tile.core import square_pad_resize
 
         images = load_shard(self.split, self.shard)
-        source = images_folder(self.split)
+        source = split_folder(self.split)
         inputs = np.empty((len(images), self.size, self.size), contract.ARRAY_DTYPE)
         sizes = []
         for row, image in enumerate(images.to_dict("records")):
@@ -336,13 +332,6 @@ class ImageInputs(ShardTask):
         storage.write_array(storage.join(folder, contract.IMAGES_FILE), inputs)
         storage.write_table(storage.join(folder, contract.IMAGE_INDEX_FILE),
                             pd.DataFrame(sizes, columns=list(contract.IMAGE_INDEX_COLUMNS)))
-
-
-def images_folder(split: str) -> str:
-    """Where a split's channel files lie (the external split reads the external data URI)."""
-    if split == EXTERNAL_SPLIT:
-        return storage.join(external_uri(), "train")
-    return storage.join(pipeline().input, split)
 
 
 def read_image_index(folder: str) -> pd.DataFrame:

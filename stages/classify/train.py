@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from stages.classify import data, models
-from stages.classify.settings import TrainSettings
+from stages.classify.settings import WARMUP_FRACTION, TrainSettings
 
 
 class Batches(keras.utils.PyDataset):
@@ -70,6 +70,17 @@ def set_batch_norm_momentum(model, momentum: float) -> int:
     return len(layers)
 
 
+def learning_rate(settings: TrainSettings, total_steps: int):
+    """The optimiser's learning rate: a constant for the plateau schedule (the callback lowers it), else a
+    warm-up then cosine-decay schedule over exactly ``total_steps``."""
+    if settings.schedule == "plateau":
+        return settings.learning_rate
+    warmup = max(1, int(round(WARMUP_FRACTION * total_steps)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, warmup_target=settings.learning_rate, warmup_steps=warmup,
+        decay_steps=max(1, total_steps - warmup))
+
+
 RECALIBRATION_BATCH = 64  # larger than a training batch: per-batch statistics of 16 tiles were measured too noisy
 
 
@@ -117,15 +128,17 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
         raise ValueError(f"model {spec.name}: no training samples")
     train = Batches(bank, targets, train_rows, spec.channels, settings.batch_size, settings.steps_per_epoch,
                     settings.augment, settings.seed, training=True, workers=settings.workers)
-    momentum = batch_norm_momentum(settings.epochs * len(train))
+    total_steps = settings.epochs * len(train)
+    momentum = batch_norm_momentum(total_steps)
     set_batch_norm_momentum(model, momentum)
-    models.compile_classifier(model, spec.loss, settings.learning_rate, settings.run_eagerly, settings.jit_compile)
+    models.compile_classifier(model, spec.loss, learning_rate(settings, total_steps), settings.run_eagerly,
+                              settings.jit_compile)
     validation = None
     if len(validation_rows):
         validation = Batches(bank, targets, validation_rows, spec.channels, settings.batch_size, training=False,
                              workers=settings.workers)
     callbacks = []
-    if validation is not None and settings.steps_per_epoch is None:
+    if validation is not None and settings.schedule == "plateau" and settings.steps_per_epoch is None:
         # The original's schedule, made for epochs that are whole passes over the data; with a few fixed
         # steps per "epoch" (the demo profile) its patience of 3 would cut the rate after a few dozen steps.
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=3, min_lr=1e-6, mode="min"))

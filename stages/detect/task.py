@@ -31,7 +31,7 @@ from stages.config import pipeline
 from stages.detect import contract, core, yolo
 from stages.fields import BadImageError, channel_file_name, decode_channel
 from stages.manifest.core import SPLITS
-from stages.manifest.task import Manifest, load_shard
+from stages.manifest.task import Manifest, load_shard, split_folder
 from stages.segment.task import Segment, read_shard_cells
 from stages.tasking import AllShards, ShardTask, StageTask, StorageTarget
 from stages.zoo import get_profile
@@ -76,7 +76,7 @@ def detector_spec():
 
 def read_green(split: str, row) -> np.ndarray:
     """The image's green channel as 2-D uint8 (the only channel the detector reads)."""
-    folder = storage.join(pipeline().input, split)
+    folder = split_folder(split)
     if not row["green"]:
         expected = storage.join(folder, channel_file_name(row["ID"], "green", ".png"))
         raise BadImageError(row["ID"], expected, "the green channel file is missing")

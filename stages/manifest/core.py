@@ -15,8 +15,12 @@ from stages.classes import CHANNELS, parse_labels
 from stages.fields import CHANNEL_EXTENSIONS
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("ID", "shard", *CHANNELS, "Label")
-SPLITS: tuple[str, ...] = ("train", "test")
-LABEL_TABLES = {"train": "train.csv", "test": "sample_submission.csv"}
+EXTERNAL_SPLIT = "external"
+SPLITS: tuple[str, ...] = ("train", "test", EXTERNAL_SPLIT)
+# Where a split lies below its data root: (image folder, table). External data is a second root in the
+# Kaggle training layout, so its images are that root's train/ folder, listed in its train.csv.
+SPLIT_LAYOUT = {"train": ("train", "train.csv"), "test": ("test", "sample_submission.csv"),
+                EXTERNAL_SPLIT: ("train", "train.csv")}
 
 
 def channel_files(file_names: list[str]) -> dict[str, dict[str, str]]:

@@ -10,18 +10,38 @@ from stages.manifest import core
 from stages.tasking import StageTask, StorageTarget
 
 
+def split_root(split: str) -> str:
+    """The data root a split is read from: ``[pipeline] external`` for the external split, else the input."""
+    if split != core.EXTERNAL_SPLIT:
+        return pipeline().input
+    if not pipeline().external:
+        raise ValueError(f"the '{split}' split was asked for, but no external data is configured "
+                         f"([pipeline] external, or --pipeline-external URI)")
+    return pipeline().external
+
+
+def split_folder(split: str) -> str:
+    """Where a split's channel files lie."""
+    return storage.join(split_root(split), core.SPLIT_LAYOUT[split][0])
+
+
+def split_table(split: str) -> str:
+    """The table (ID, Label) that lists a split's images."""
+    return storage.join(split_root(split), core.SPLIT_LAYOUT[split][1])
+
+
 class Manifest(StageTask):
     stage = "manifest"
 
     def content_settings(self) -> dict:
-        return {"input": pipeline().input, "shard_size": pipeline().shard_size}
+        return {"folder": split_folder(self.split), "table": split_table(self.split),
+                "shard_size": pipeline().shard_size}
 
     def output(self):
         return StorageTarget(storage.join(self.stage_root(), "manifest.csv"))
 
     def run_here(self):
-        folder = storage.join(pipeline().input, self.split)
-        table_uri = storage.join(pipeline().input, core.LABEL_TABLES[self.split])
+        folder, table_uri = split_folder(self.split), split_table(self.split)
         listed = storage.read_table(table_uri, dtype=str, keep_default_na=False) if storage.exists(table_uri) else None
         manifest = core.build_manifest(storage.listdir(folder), listed, pipeline().shard_size)
         if manifest.empty:

@@ -11,9 +11,8 @@ import pandas as pd
 
 from stages import storage
 from stages.classes import CHANNELS
-from stages.config import pipeline
 from stages.fields import read_field
-from stages.manifest.task import Manifest, load_shard
+from stages.manifest.task import Manifest, load_shard, split_folder
 from stages.segment import contract
 from stages.segment.core import BACKENDS, SegmentSettings, cell_table, make_segmenter
 from stages.tasking import AllShards, ShardTask, StageTask
@@ -51,7 +50,7 @@ class Segment(ShardTask):
 
     def fill(self, folder: str) -> None:
         images = load_shard(self.split, self.shard).to_dict("records")
-        source = storage.join(pipeline().input, self.split)
+        source = split_folder(self.split)
         tables, sizes = [], []
         with local_models(segment().settings()) as settings:
             segment_field = make_segmenter(settings)

@@ -33,7 +33,7 @@ from stages.config import pipeline
 from stages.fields import read_field
 from stages.fuse.task import Fuse, FuseAll, fusion_settings, load_fused, load_source
 from stages.manifest import core as manifest_core
-from stages.manifest.task import load_manifest, split_shard_count
+from stages.manifest.task import load_manifest, split_folder, split_shard_count
 from stages.segment.task import Segment, SegmentAll, read_labels, read_shard_images, segment
 from stages.submit import contract, encoding, report
 from stages.submit import evaluate as metric
@@ -300,7 +300,7 @@ class Report(FileTask):
         image_id = image["ID"]
         shard = int(image["shard"])
         cells, _ = read_labels(Segment(split=self.split, shard=shard).folder(), image_id)
-        field = read_field(storage.join(pipeline().input, self.split), image_id,
+        field = read_field(split_folder(self.split), image_id,
                            {channel: image[channel] for channel in CHANNELS})
         fused = load_fused(self.split, shard)
         top = report.top_classes(fused[fused["ID"] == image_id])

@@ -9,7 +9,7 @@ from stages import storage
 from stages.classes import CHANNELS
 from stages.config import pipeline
 from stages.fields import read_field
-from stages.manifest.task import Manifest, load_shard
+from stages.manifest.task import Manifest, load_shard, split_folder
 from stages.segment import contract as segment_contract
 from stages.segment.task import Segment, read_labels, read_shard_cells
 from stages.tasking import AllShards, ShardTask, StageTask
@@ -57,7 +57,7 @@ class Tile(ShardTask):
             if not ids:
                 continue
             field = read_field(
-                storage.join(pipeline().input, self.split), image_id, {channel: image[channel] for channel in CHANNELS}
+                split_folder(self.split), image_id, {channel: image[channel] for channel in CHANNELS}
             )
             labels, _ = read_labels(labels_folder, image_id)
             stop = start + len(ids)

@@ -24,6 +24,7 @@ from stages.classify.task import (
     TrainCellModel, TrainImageModel)
 from stages.fuse.contract import TABLE_COLUMNS
 from stages.fuse.task import read_score_table
+from stages.manifest.task import Manifest
 from stages.pseudolabel import contract as pseudo_contract
 from stages.pseudolabel.core import pseudo_label_lists
 from stages.pseudolabel.task import PseudoLabel, TrainFoldModel, read_pseudo_labels
@@ -158,3 +159,25 @@ def test_role_mismatch_and_unknown_models_fail_loudly(world):
     with pytest.raises(KeyError, match="unknown model"):
         TrainImageModel(model="image.nope").spec()
     assert json.loads(json.dumps(classify_task.training_content(short_profile().model(CELL_MODEL))))
+
+
+def test_external_data_is_a_second_training_split(world):
+    """A configured external root (same layout) becomes the ``external`` split: segmented and tiled like the
+    training split and read by the models whose zoo entry sets external_data, and by no other."""
+    external_model, plain_model = "cell.b7_ext_green_e1", "cell.b7_e1"
+    assert classify_task.training_splits(short_profile().model(external_model)) == ["train"]
+    with pytest.raises(ValueError, match="no external data is configured"):
+        Manifest(split="external").run_here()
+    root = world["root"]
+    write_dataset(str(root / "external"), n_train=3, n_test=0, height=160, width=224, seed=11)
+    with overridden({"pipeline": {"external": root / "external"}}), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classify_task, "profile", short_profile)
+        assert classify_task.training_splits(short_profile().model(plain_model)) == ["train"]
+        assert luigi.build([TrainCellModel(model=external_model)], local_scheduler=True, workers=1,
+                           log_level="WARNING")
+        record = storage.read_json(storage.join(TrainCellModel(model=external_model).folder(), contract.TRAINING_FILE))
+        tiles = classify_task.tile_set(["train", "external"]).index
+    assert record["splits"] == ["train", "external"] and record["external"] == str(root / "external")
+    assert set(tiles["split"]) == {"train", "external"}
+    assert len(set(tiles.loc[tiles["split"] == "external", "ID"])) == 3
+    assert record["train_samples"] + record["validation_samples"] == len(tiles)
