@@ -90,6 +90,7 @@ class Profile:
     batch_size: int
     steps_per_epoch: int | None
     validation_fraction: float
+    learning_rate: float  # Adam's (the peak of the cosine schedule)
     lr_schedule: str  # one of LR_SCHEDULES
     pseudo_label: PseudoLabelSettings
     fusion: FusionSettings

@@ -38,7 +38,8 @@ class classify(luigi.Config):  # noqa: N801 -- Luigi derives the [classify] sect
     backbone_source = luigi.ChoiceParameter(
         choices=BACKBONE_SOURCES, default="efficientnet",
         description="efficientnet (efficientnet.tfkeras, TensorFlow) | keras_applications (any Keras backend)")
-    learning_rate = luigi.FloatParameter(default=1e-3, description="Adam learning rate (the original's default)")
+    learning_rate = luigi.OptionalFloatParameter(
+        default=None, description="Adam learning rate; unset: the zoo profile's (hpa2021: 1e-3, the original's)")
     seed = luigi.IntParameter(default=0, description="seed of initial weights, shuffling, augmentation, folds")
     run_eagerly = luigi.BoolParameter(
         default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
@@ -77,7 +78,7 @@ def train_settings(spec: ModelSpec):
     config, zoo = classify(), profile()
     return TrainSettings(
         epochs=spec.epochs, batch_size=zoo.batch_size, steps_per_epoch=zoo.steps_per_epoch,
-        validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate, augment=spec.augment,
+        validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate or zoo.learning_rate, augment=spec.augment,
         seed=model_seed(config.seed, spec.name), schedule=zoo.lr_schedule, run_eagerly=config.run_eagerly, jit_compile=config.jit_compile,
         workers=config.loader_workers, verbose=config.verbose,
     )

@@ -52,7 +52,7 @@ def test_a_demo_cell_model_learns_to_separate_two_patterns():
     profile = get_profile("demo")
     # geometric augmentations only: cutmix/mixup targets are tested in test_classify_data.py, and their effect on
     # a 75-step run is what BatchNorm recalibration addresses (measured in stages/classify/learning.py)
-    spec = dataclasses.replace(profile.model("cell.b7_e1"), augment=("flip", "rotate90"))
+    spec = dataclasses.replace(profile.model("cell.b7_e1"), augment=("flip", "rotate90"), input_size=32)  # fast
     tiles, targets, groups = two_kinds(256, spec.input_size, seed=0)
     held_out, held_targets, _ = two_kinds(64, spec.input_size, seed=1)
     keras.utils.set_random_seed(0)
@@ -67,24 +67,25 @@ def test_a_demo_cell_model_learns_to_separate_two_patterns():
     assert min(auc.values()) >= 0.9, auc
 
 
-# The issue's target is a mean per-class ROC-AUC >= 0.80 (python bench/classify_learning.py checks it and exits
-# 1 below it). Measured on 2 CPU cores with randomly initialised B0s (no pretrained weights can be had here),
-# the demo-size models do not reach it: these slow tests hold the figures actually measured, with a margin.
+# The issue's target: a mean per-class ROC-AUC >= 0.80 on held-out synthetic images, for the cell model and
+# the image model of the demo profile (python bench/classify_learning.py prints and checks the same figures).
 
 
 @pytest.mark.slow
 def test_cell_model_learns_from_weak_labels():
-    """Demo B0 on green x3, 64-px tiles, flips and quarter turns, 800 steps, 128 weakly labelled images:
-    measured 0.772 mean per-class ROC-AUC on the 317 cells of 32 held-out images (19 classes; about 6 min)."""
-    result = run_check(tile_size=64, augment=("flip", "rotate90"), roles=("cell",))
+    """Demo B0 on green x3, 64-px tiles, 800 steps, 256 weakly labelled images: measured 0.849 mean per-class
+    ROC-AUC on the 991 cells of 96 held-out images (about 6 min on 2 cores)."""
+    result = run_check(roles=("cell",))
     print(result["cell"])
-    assert result["cell"]["mean_auc"] >= 0.72, result["cell"]
+    assert result["cell"]["classes_scored"] == 19
+    assert result["cell"]["mean_auc"] >= 0.80, result["cell"]
 
 
 @pytest.mark.slow
 def test_image_model_learns_image_labels():
-    """Demo B0 on 64-px green whole images, 800 steps, 128 images: measured 0.58-0.70 per-image ROC-AUC in
-    experiments (stages/classify/learning.py)."""
+    """Demo B0 on 128-px green whole images, 800 steps, 256 images: measured 0.818 mean per-class ROC-AUC
+    on 96 held-out images (about 8 min on 2 cores)."""
     result = run_check(roles=("image",))
     print(result["image"])
-    assert result["image"]["mean_auc"] >= 0.55, result["image"]
+    assert result["image"]["classes_scored"] == 19
+    assert result["image"]["mean_auc"] >= 0.80, result["image"]

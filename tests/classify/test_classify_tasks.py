@@ -37,9 +37,11 @@ IMAGE_MODEL = get_profile("demo").image_on_cell_model
 
 
 def short_profile():
-    """The demo profile with 2 training steps and 1 epoch per model: the tasks, not the learning."""
-    demo = get_profile("demo")
-    models = {name: dataclasses.replace(spec, epochs=1) for name, spec in demo.models.items()}
+    """The demo profile with 2 training steps and 1 epoch per model: the tasks, not the learning; with the
+    original's augmentations (cutmix + mixup for cell models), which the demo profile replaces."""
+    demo, faithful = get_profile("demo"), get_profile("hpa2021")
+    models = {name: dataclasses.replace(spec, epochs=1, augment=faithful.model(name).augment)
+              for name, spec in demo.models.items()}
     return dataclasses.replace(demo, steps_per_epoch=2, validation_fraction=0.25, models=MappingProxyType(models))
 
 
@@ -74,6 +76,7 @@ def test_trained_model_folder_holds_model_history_and_record(world):
     assert history["epoch"].tolist() == [1] and {"loss", "auc", "val_loss"} <= set(history.columns)
     record = storage.read_json(storage.join(folder, contract.TRAINING_FILE))
     assert record["model"]["name"] == CELL_MODEL and record["labels"] == "pseudo labels"
+    assert record["model"]["augment"] == ["cutmix", "mixup"] and record["batch_norm_recalibration_batches"] > 0
     assert record["splits"] == ["train"] and record["external"] == ""  # no external data configured
     assert record["training"]["steps_per_epoch"] == 2
     assert record["train_samples"] + record["validation_samples"] + record["dropped_tiles"] == \
