@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stages.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="data/synthetic", help="input data URI (generated when absent)")
     parser.add_argument("--work", default="work", help="artifact root URI")
-    parser.add_argument("--external", default="", help="external training data URI (train/, train.csv); none by default")
+    parser.add_argument("--external", default="", help="external training data URI (train/, train.csv); default: luigi.cfg's (none)")
     parser.add_argument("--profile", default="demo", choices=["demo", "hpa2021"])
     parser.add_argument("--images", type=int, default=32, help="synthetic training images")
     parser.add_argument("--test-images", type=int, default=8, help="synthetic test images")
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating synthetic data in {args.data} ...", flush=True)
         write_dataset(args.data, args.images, args.test_images, args.size, args.size, args.seed)
     config = luigi.configuration.get_config()
-    settings = {"input": args.data, "work": args.work, "profile": args.profile, "external": args.external}
+    settings = {"input": args.data, "work": args.work, "profile": args.profile}
+    if args.external:  # else luigi.cfg's, if any
+        settings["external"] = args.external
     for key, value in settings.items():
         config.set("pipeline", key, value)
     target = getattr(stages, args.target)()
