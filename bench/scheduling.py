@@ -83,7 +83,7 @@ def populate(images: int, shard_size: int, threads: int = 10) -> collections.Cou
     from stages import storage
     from stages.manifest.task import Manifest
     from stages.submit.task import PublishedTarget, Submission, truth_uri
-    from stages.manifest.core import SPLITS
+    from stages.manifest.core import INPUT_SPLITS
     from stages.tasking import StorageTarget
 
     storage.write_bytes(storage.join(truth_uri(), "cells.csv"), b"ID,cell_id,Label\n")  # truth known: Evaluate runs
@@ -108,7 +108,7 @@ def populate(images: int, shard_size: int, threads: int = 10) -> collections.Cou
             else:
                 raise TypeError(f"{task.task_id}: unexpected output {target!r}")
 
-    for split in SPLITS:  # all-shards tasks list their shards from the manifest while the graph is built
+    for split in INPUT_SPLITS:  # all-shards tasks list their shards from the manifest while the graph is built
         write_manifest(Manifest(split=split), images, shard_size)
     walk(Submission(split="test"))
     with ThreadPoolExecutor(threads) as pool:

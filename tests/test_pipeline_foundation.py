@@ -18,6 +18,7 @@ from stages.manifest.task import Manifest, load_manifest
 from stages.segment.task import Segment, SegmentAll
 from stages.synth.core import write_dataset
 from stages.tile.task import Tile, TileAll
+from stages.zoo import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,5 +164,6 @@ def test_real_fields_of_view_segment_and_tile(tmp_path, pipeline_settings):
     assert set(counts) == {"57_F11_1", "89_B5_1", "B2AI_1_untreated_A1_R1"}
     assert all(5 <= count <= 60 for count in counts.values()), counts
     tiles = storage.read_array(storage.join(Tile(split="test", shard=0).folder(), "tiles.npy"))
-    assert tiles.shape[1:] == (32, 32, 3) and tiles.max() > 0
+    size = get_profile("demo").tile_size
+    assert tiles.shape[1:] == (size, size, 3) and tiles.max() > 0
     assert Manifest(split="test").complete()

@@ -16,7 +16,8 @@ from stages.fields import CHANNEL_EXTENSIONS
 
 MANIFEST_COLUMNS: tuple[str, ...] = ("ID", "shard", *CHANNELS, "Label")
 EXTERNAL_SPLIT = "external"
-SPLITS: tuple[str, ...] = ("train", "test", EXTERNAL_SPLIT)
+INPUT_SPLITS: tuple[str, ...] = ("train", "test")  # the input root's; external data adds the third
+SPLITS: tuple[str, ...] = (*INPUT_SPLITS, EXTERNAL_SPLIT)
 # Where a split lies below its data root: (image folder, table). External data is a second root in the
 # Kaggle training layout, so its images are that root's train/ folder, listed in its train.csv.
 SPLIT_LAYOUT = {"train": ("train", "train.csv"), "test": ("test", "sample_submission.csv"),
