@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stages.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="data/synthetic", help="input data URI (generated when absent)")
     parser.add_argument("--work", default="work", help="artifact root URI")
-    parser.add_argument("--external", default="", help="external training data URI (train/, train.csv); default: luigi.cfg's (none)")
+    parser.add_argument("--external", default="",
+                        help="external training data URI (train/, train.csv); default: luigi.cfg's (none)")
     parser.add_argument("--profile", default="demo", choices=["demo", "hpa2021"])
     parser.add_argument("--images", type=int, default=32, help="synthetic training images")
     parser.add_argument("--test-images", type=int, default=8, help="synthetic test images")

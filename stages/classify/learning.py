@@ -83,16 +83,16 @@ def mean_auc(truth: np.ndarray, scores: np.ndarray) -> tuple[float, dict[int, fl
 def run_check(profile_name: str = "demo", train_images: int = 256, test_images: int = 96, image_px: int = 512,
               seed: int = 0, cell_model: str = DEFAULT_CELL_MODEL, image_model: str = DEFAULT_IMAGE_MODEL,
               learning_rate: float | None = None, epochs: int | None = DEFAULT_EPOCHS, tile_size: int | None = None,
-              image_size: int | None = None,
-              augment: tuple[str, ...] | None = None, schedule: str | None = None, roles: tuple[str, ...] = ("cell", "image"), log=print) -> dict:
+              image_size: int | None = None, augment: tuple[str, ...] | None = None, schedule: str | None = None,
+              roles: tuple[str, ...] = ("cell", "image"), log=print) -> dict:
     """Train both models on ``train_images`` and score ``test_images`` held-out images; returns the figures
     (mean and per-class ROC-AUC, sample counts, seconds).
 
     The models are the profile's zoo entries (backbone, input size, channels, loss) with the profile's batch
-    size, steps per epoch and validation fraction. ``epochs`` (default 40, i.e. 800 steps in the demo
-    profile) replaces the zoo's: the demo pipeline trains 20-40 steps per model for speed, far too few for
-    a randomly initialised EfficientNet to learn 19 classes. ``tile_size`` replaces the profile's cell-tile
-    side and ``augment`` the zoo's augmentations (both ``None``: the zoo's).
+    size, steps per epoch, validation fraction, learning rate and schedule. ``epochs`` (default 40, i.e. 800
+    steps in the demo profile) replaces the zoo's: the demo pipeline trains 20-40 steps per model for speed,
+    far too few for a randomly initialised EfficientNet to learn 19 classes. ``tile_size``, ``image_size``,
+    ``learning_rate``, ``schedule`` and ``augment`` replace the profile's / zoo's where given (``None``: theirs).
     """
     import keras
 

@@ -7,6 +7,7 @@ import dataclasses
 import zlib
 
 from stages.zoo import LR_SCHEDULES
+
 WARMUP_FRACTION = 0.05
 
 

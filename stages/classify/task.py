@@ -78,9 +78,10 @@ def train_settings(spec: ModelSpec):
     config, zoo = classify(), profile()
     return TrainSettings(
         epochs=spec.epochs, batch_size=zoo.batch_size, steps_per_epoch=zoo.steps_per_epoch,
-        validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate or zoo.learning_rate, augment=spec.augment,
-        seed=model_seed(config.seed, spec.name), schedule=zoo.lr_schedule, run_eagerly=config.run_eagerly, jit_compile=config.jit_compile,
-        workers=config.loader_workers, verbose=config.verbose,
+        validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate or zoo.learning_rate,
+        schedule=zoo.lr_schedule, augment=spec.augment, seed=model_seed(config.seed, spec.name),
+        run_eagerly=config.run_eagerly, jit_compile=config.jit_compile, workers=config.loader_workers,
+        verbose=config.verbose,
     )
 
 

@@ -38,7 +38,7 @@ def pseudo_label_splits() -> list[str]:
 
 def fold_of_rows(index: pd.DataFrame) -> np.ndarray:
     """Each tile's fold, by its image (split and ID): every tile of an image lies in one fold."""
-    keys = (index["split"].astype(str) + "/" + index["ID"].astype(str)).to_numpy()
+    keys = classify_task.image_keys(index)
     folds = core.assign_folds(keys, settings().folds, classify_task.classify().seed)
     return np.array([folds[key] for key in keys], dtype=np.int64)
 
