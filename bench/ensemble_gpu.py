@@ -23,9 +23,8 @@ conf 0.001 and NMS sees the most boxes it can: an upper bound of the post-proces
 Ultralytics' initial bias would pass almost none; the box counts are printed).
 
 Models of the same backbone, input size and channel set are built once (e.g. both B0 cell models); uses
-with the same inputs share one timing (``timed_with``). Keras's JAX predict step donates the model's
-weights, so for each model the project rounds run first and the bare runner is made after them (a bare
-runner made before would hold deleted arrays). Compilation and warm-up are untimed and reported apart.
+with the same inputs share one timing (``timed_with``). For each model the project rounds run first, then
+the bare ones (the bare runner reads the weights at every run: Keras's JAX predict donates them). Compilation and warm-up are untimed and reported apart.
 Heavy models go first; a model whose turn comes after ``--budget-s`` (180 s) is skipped (listed in
 ``skipped``, ``complete: false``; time it in a second call with ``--sources``), so a call always ends with
 what it measured. Not timed: hpacellseg segmentation.
@@ -110,7 +109,7 @@ def time_classifier(model, uses: list[Use], inputs: dict, batch: int, rounds: in
 
     channels = uses[0].spec.channels
     out, project, compile_s = {}, {}, 0.0
-    for use in uses:  # all project rounds first: they donate the weights the bare runner holds
+    for use in uses:  # all project rounds first, then the bare ones
         images = inputs[use.inputs]
         if use.inputs not in project:
             def run(images=images):
