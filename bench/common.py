@@ -38,8 +38,8 @@ class Field:
 
 def synthetic_fields(count: int, size: int = 2048, seed: int = 0, log=print) -> list[Field]:
     """``count`` distinct synthetic fields (about 25 cells each at 2048 px), deterministic from ``seed``."""
-    from stages.synth import generate_image
-    from stages.synth.core import encode_png
+    from stages.dev.synth import generate_image
+    from stages.dev.synth.core import encode_png
 
     fields = []
     for index in range(count):

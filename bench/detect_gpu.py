@@ -34,7 +34,7 @@ from detect_recall import export  # noqa: E402
 
 from stages import storage  # noqa: E402
 from stages.detect import contract, core, yolo  # noqa: E402
-from stages.synth.core import write_dataset  # noqa: E402
+from stages.dev.synth.core import write_dataset  # noqa: E402
 
 
 def configure(**sections) -> None:
@@ -74,18 +74,18 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         export(data, work / "dataset", imgsz, 0.15, "truth")
         phases = core.training_phases(imgsz, args.epochs, 0, 8, args.device, 4)
-        result = yolo.train(work / "dataset" / contract.DATASET_FILE, spec.architecture, phases, work / "runs",
+        result = yolo.train(work / "dataset" / contract.DATASET.name, spec.architecture, phases, work / "runs",
                             config_dir=work / "ultralytics")
         times["train"] = time.perf_counter() - start
 
         configure(pipeline={"input": data, "work": work / "pipeline", "profile": args.profile, "shard_size": 16},
                   detector={"device": args.device, "predict_batch": args.batch, "config_dir": work / "ultralytics"})
-        from stages.detect.task import Detect, DetectAll, TrainYolo
-        from stages.manifest.task import Manifest, load_manifest
+        from stages import Detect, DetectAll, Manifest, TrainYolo
+        from stages.inputs import load_manifest
 
         trained = TrainYolo()  # its artifacts, put in place by hand (the zoo's 30+10 epochs are not the point)
-        storage.write_bytes(trained.weights_uri(), result.weights.read_bytes())
-        storage.mark_done(trained.stage_root())
+        contract.WEIGHTS.write(trained.folder(), result.weights.read_bytes())
+        storage.mark_done(trained.folder())
         assert luigi.build([Manifest(split="test")], local_scheduler=True, log_level="WARNING")
         manifest = load_manifest("test")
         files = [str(data / "test" / name) for name in manifest["green"]]
@@ -115,8 +115,7 @@ def main(argv=None) -> int:
         for shard in sorted(manifest["shard"].unique()):
             storage.remove(Detect(split="test", shard=int(shard)).folder())
         timed("detect_warm", run_detect)
-        boxes = sum(len(storage.read_table(storage.join(Detect(split="test", shard=int(s)).folder(),
-                                                        contract.BOXES_FILE)))
+        boxes = sum(len(contract.BOXES.read(Detect(split="test", shard=int(s)).folder()))
                     for s in manifest["shard"].unique())
         bare = timed("bare", lambda: [len(r.boxes) for r in model.predict(source=files, stream=True, **settings)])
 

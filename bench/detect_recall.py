@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/detect_recall.py --images 96 --test-images 24 --size 256 --epochs 40
 
-Synthetic fields of view (stages.synth) are exported exactly as the YoloExport task does it (green x3 at
+Synthetic fields of view (stages.dev.synth) are exported exactly as the YoloExport task does it (green x3 at
 the detector size, one label line per cell box and image-level label; here the boxes come from the truth
 cell labels, or with ``--boxes segment`` from the classic segmentation, as the pipeline does), trained
 with the project's two-phase recipe offline, and the test images predicted as the Detect task does it
@@ -42,11 +42,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stages import storage  # noqa: E402
-from stages.classes import parse_labels  # noqa: E402
+from stages.classes import CHANNELS, parse_labels  # noqa: E402
 from stages.detect import contract, core, yolo  # noqa: E402
+from stages.dev.synth.core import write_dataset  # noqa: E402
 from stages.fields import read_field  # noqa: E402
+from stages.segment.core import SegmentSettings, make_segmenter  # noqa: E402
 from stages.segment.labels import cell_table  # noqa: E402
-from stages.synth.core import write_dataset  # noqa: E402
 
 
 def truth_cells(data: Path, image_id: str) -> pd.DataFrame:
@@ -54,12 +55,11 @@ def truth_cells(data: Path, image_id: str) -> pd.DataFrame:
     return cell_table(labels)
 
 
-def segmented_cells(data: Path, split: str, image_id: str) -> pd.DataFrame:
-    from stages.segment.core import SegmentSettings, segment_fields
-
-    files = {channel: f"{image_id}_{channel}.png" for channel in ("red", "green", "blue", "yellow")}
+def segmented_cells(data: Path, split: str, image_id: str, segment_field) -> pd.DataFrame:
+    """The cells the segment stage finds (``segment_field`` from ``make_segmenter``), as its cell table."""
+    files = {channel: f"{image_id}_{channel}.png" for channel in CHANNELS}
     field = read_field(str(data / split), image_id, files)
-    (cells, _), = segment_fields([field], SegmentSettings())
+    cells, _ = segment_field(field)
     return cell_table(cells)
 
 
@@ -68,26 +68,32 @@ def green(data: Path, split: str, image_id: str) -> np.ndarray:
 
 
 def export(data: Path, root: Path, size: int, fraction: float, boxes: str) -> int:
-    """The YoloExport + YoloDataset layout, locally, with one shard folder."""
+    """The YoloExport + YoloDataset artifacts, locally, through the stage's core and contract: the export
+    (one shard) under ``root/shard-00000`` and the dataset files (lists relative to ``root``) in ``root``."""
     labels = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
-    shard = root / "shard-00000"
-    (shard / contract.IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    (shard / contract.LABEL_DIR).mkdir(parents=True, exist_ok=True)
+    shard = str(root / "shard-00000")
     lines_total = 0
+    index = []
+    segment_field = make_segmenter(SegmentSettings()) if boxes == "segment" else None  # classic, the default
     for image_id, label in zip(labels["ID"], labels["Label"]):
         channel = green(data, "train", image_id)
-        cells = truth_cells(data, image_id) if boxes == "truth" else segmented_cells(data, "train", image_id)
+        if segment_field is None:
+            cells = truth_cells(data, image_id)
+        else:
+            cells = segmented_cells(data, "train", image_id, segment_field)
         bboxes = cells[["bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]].to_numpy()
-        lines = core.label_lines(bboxes, parse_labels(label), *channel.shape)
-        lines_total += len(lines)
-        cv2.imwrite(str(shard / contract.image_file(image_id)), core.detector_image(channel, size))
-        (shard / contract.label_file(image_id)).write_text("\n".join(lines) + ("\n" if lines else ""))
-    subsets = core.assign_subsets(labels["ID"], fraction)
-    for name, file in contract.SUBSET_FILES.items():
-        chosen = [f"./shard-00000/{contract.image_file(i)}" for i, s in subsets.items() if s == name]
-        (root / file).write_text("\n".join(chosen) + "\n")
-    has_val = "val" in subsets.values()
-    (root / contract.DATASET_FILE).write_text(yaml.safe_dump(core.dataset_yaml(has_val), sort_keys=False))
+        png, label_text, sizes = core.export_image(channel, bboxes, parse_labels(label), size)
+        contract.IMAGE.write(shard, png, image_id=image_id)
+        contract.LABEL.write(shard, label_text, image_id=image_id)
+        lines_total += sizes[-1]
+        index.append((image_id, *sizes))
+    contract.EXPORT_INDEX.write(shard, pd.DataFrame(index, columns=list(contract.EXPORT_INDEX.columns)))
+    images = contract.EXPORT_INDEX.read(shard).assign(shard=0, folder="shard-00000")
+    lists, split, description = core.dataset_lists(images, fraction)
+    for subset, artifact in zip(contract.SUBSET_FILES, contract.SUBSETS):
+        artifact.write(str(root), lists[subset])
+    contract.SPLIT.write(str(root), split)
+    contract.DATASET.write(str(root), yaml.safe_dump(description, sort_keys=False).encode())
     return lines_total
 
 
@@ -156,7 +162,7 @@ def main(argv=None) -> int:
                                       0 if args.device == "cpu" else 4, args.seed)
         extra = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
         phases[0] = dataclasses.replace(phases[0], overrides={**phases[0].overrides, **extra})
-        result = yolo.train(dataset / contract.DATASET_FILE, args.architecture, phases, work / "runs",
+        result = yolo.train(dataset / contract.DATASET.name, args.architecture, phases, work / "runs",
                             config_dir=work / "ultralytics")
         trained = time.perf_counter()
         model = yolo.load_model(result.weights, work / "ultralytics")

@@ -37,10 +37,7 @@ def peak_rss_kib() -> int:
 
 def _child(stage: str) -> None:
     """Runs inside the child: one stage of shard 0 with the config that LUIGI_CONFIG_PATH names."""
-    from stages.classify.task import ImageInputs
-    from stages.manifest.task import Manifest
-    from stages.segment.task import Segment
-    from stages.tile.task import Tile
+    from stages import ImageInputs, Manifest, Segment, Tile
     from stages.zoo import get_profile
 
     baseline = peak_rss_kib()

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.proposals --part cpu    # tiling and decoding only
 
 The proposals are written here only to be measured; the stage code is not changed by this module (the
-scheduling part swaps ``StageTask.fingerprint`` for the length of one measurement and puts it back).
+scheduling part swaps ``stages.tasking``'s fingerprint memo for the length of one measurement and puts it back).
 
 cpu:
 - ``cell_tiles`` with the masking done by OpenCV on a view of the field (no fancy-indexed copy, no
@@ -16,7 +16,8 @@ cpu:
 
 scheduling (over a populated store of N images, see bench/scheduling.py):
 - ``FuseAll(...).complete()`` with ``StageTask.fingerprint`` remembered per (task, luigi configuration),
-  against the current code that recomputes the whole upstream chain for every shard;
+  as ``stages.tasking`` now does (adopted), against the same code with that memo disabled, which recomputes
+  the whole upstream chain for every shard;
 - on S3, one listing of the stage's prefix against one HEAD per shard marker.
 """
 
@@ -134,21 +135,11 @@ def on_cell_with_boxes(green, cells, ids, size, boxes):
 # ------------------------------------------------------------------------------------------------ scheduling
 
 
-def remembered(original):
-    """StageTask.fingerprint remembered per (task id, luigi configuration, command-line parameters)."""
-    import luigi.cmdline_parser
-    import luigi.configuration
+class Forgetful(dict):
+    """A memo that remembers nothing: ``stages.tasking``'s fingerprint memo disabled."""
 
-    memo: dict = {}
-
-    def fingerprint(self):
-        key = (self.task_id, id(luigi.cmdline_parser.CmdlineParser._instance),
-               repr(luigi.configuration.get_config()._sections))
-        if key not in memo:
-            memo[key] = original(self)
-        return memo[key]
-
-    return fingerprint
+    def __setitem__(self, key, value) -> None:
+        pass
 
 
 def exist_by_listing(root: str, uris: list[str]) -> list[bool]:
@@ -166,9 +157,7 @@ def scheduling_part(images: int, rounds: int) -> str:
     import luigi
 
     from bench import scheduling
-    from stages import storage
-    from stages.fuse.task import FuseAll
-    from stages.tasking import StageTask
+    from stages import FuseAll, storage, tasking
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="hpa-bench-proposals-") as scratch, scheduling.moto_server() as endpoint:
@@ -177,29 +166,29 @@ def scheduling_part(images: int, rounds: int) -> str:
                                            ("s3", f"s3://{scheduling.BUCKET}/input", f"s3://{scheduling.BUCKET}/work")):
             scheduling.apply_config(scheduling.config_text(input_uri, work_uri, 32, endpoint if store == "s3" else None))
             scheduling.populate(images, 32)
-            original = StageTask.fingerprint
 
-            def check(fingerprint):
-                """FuseAll's check as a fresh process makes it: no task instances, nothing remembered."""
+            def check(memo):
+                """FuseAll's check as a fresh process makes it: no task instances, nothing remembered yet."""
                 luigi.task_register.Register.clear_instance_cache()
-                with mock.patch.object(StageTask, "fingerprint", fingerprint):
+                memo.clear()
+                with mock.patch.object(tasking, "_fingerprints", memo):
                     assert FuseAll(split="test").complete()
 
-            current = common.best_time(lambda original=original: check(original), rounds)
-            proposed = common.best_time(lambda original=original: check(remembered(original)), rounds)
-            rows.append((f"FuseAll.complete(), {store}", f"{current:.2f}", f"{proposed:.2f}",
-                         f"{current / proposed:.1f}x", "fingerprint remembered"))
+            without = common.best_time(lambda: check(Forgetful()), rounds)
+            remembered = common.best_time(lambda: check({}), rounds)
+            rows.append((f"FuseAll.complete(), {store}", f"{without:.2f}", f"{remembered:.2f}",
+                         f"{without / remembered:.1f}x", "fingerprint remembered (adopted: stages.tasking)"))
             if store == "s3":
                 shards = FuseAll(split="test").shard_tasks()
                 uris = [task.output().uri for task in shards]
-                root = shards[0].stage_root()
+                root = shards[0].folder().rsplit("/", 1)[0]  # the split's folder above every shard-NNNNN
                 assert all(exist_by_listing(root, uris))
                 heads = common.best_time(lambda uris=uris: [storage.exists(uri) for uri in uris], rounds)
                 listed = common.best_time(lambda root=root, uris=uris: exist_by_listing(root, uris), rounds)
                 rows.append((f"{len(uris)} shard markers on S3", f"{heads:.2f}", f"{listed:.2f}",
-                             f"{heads / listed:.1f}x", f"{len(uris)} HEAD vs {-(-len(uris) // 1000)} LIST"))
+                             f"{heads / listed:.1f}x", f"{len(uris)} HEAD vs {-(-len(uris) // 1000)} LIST (proposed)"))
     return (f"## Proposals, scheduling ({images} images, {-(-images // 32)} shards; seconds, best of rounds)\n"
-            + common.table(["check", "current s", "proposed s", "speed-up", "how"], rows))
+            + common.table(["check", "without s", "with s", "speed-up", "how"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run                 # about 3-5 minutes on 2 cores
     .venv/bin/python -m bench.run --images 2 --rounds 1 --skip-memory   # a quick look
 
-Prints, for 2048 x 2048 synthetic fields of about 25 cells (stages.synth): images/s of channel decoding,
+Prints, for 2048 x 2048 synthetic fields of about 25 cells (stages.dev.synth): images/s of channel decoding,
 segmentation (classic), tiling (tiles at 256, image-on-cell at 600), fusion, mask encoding and the
 evaluator, each beside the reference of bench/reference.py measured in the same run, with the ratio and a
 check that both computed the same thing; then the issue's targets; then the peak memory (RSS) of the

@@ -6,8 +6,9 @@
 Setting up "every artifact already present" for 10,000 images by running the pipeline is out of reach, so
 the artifacts are made the way Luigi looks at them: the task graph is walked from ``Submission`` (each
 task's ``requires()``, and for an all-shards task every shard task it checks in ``complete()``), and each
-output gets an empty file at its URI: the ``_SUCCESS`` marker of a shard or model folder, the single file
-of a file task. The manifests are real (10,000 rows each; shard tasks are listed from them), and
+output gets an empty file at its URI: the ``_SUCCESS`` marker that closes every declared task's folder
+(``task.output().uri``). The manifests are real (10,000 rows each, written through the manifest contract;
+shard tasks are listed from them), and
 ``Submission``'s ``published.json`` holds the record it expects, with its copies present. That is exactly
 what the tasks' ``complete()`` reads: the existence of those URIs, the manifest, and the published record.
 
@@ -55,11 +56,9 @@ def config_text(input_uri: str, work_uri: str, shard_size: int, endpoint: str | 
 
 
 def task_of(name: str):
-    from stages.fuse.task import FuseAll
-    from stages.submit.task import Submission
-    from stages.tile.task import TileAll
+    import stages
 
-    return {"Submission": Submission, "FuseAll": FuseAll, "TileAll": TileAll}[name](split="test")
+    return getattr(stages, name)(split="test")
 
 
 # ------------------------------------------------------------------------------------------------ set-up
@@ -68,11 +67,13 @@ def task_of(name: str):
 def write_manifest(task, images: int, shard_size: int) -> None:
     from stages import storage
     from stages.classes import CHANNELS
+    from stages.manifest import contract as manifest_contract
     from stages.manifest import core as manifest_core
 
     ids = [f"img_{task.split}_{index:06d}" for index in range(images)]
     names = [f"{image_id}_{channel}.png" for image_id in ids for channel in CHANNELS]
-    storage.write_table(task.output().uri, manifest_core.build_manifest(names, None, shard_size))
+    manifest_contract.MANIFEST.write(task.folder(), manifest_core.build_manifest(names, None, shard_size))
+    storage.mark_done(task.folder())
 
 
 def populate(images: int, shard_size: int, threads: int = 10) -> collections.Counter:
@@ -80,10 +81,10 @@ def populate(images: int, shard_size: int, threads: int = 10) -> collections.Cou
     number of tasks per class. Uses the luigi config of this process."""
     import luigi
 
-    from stages import storage
-    from stages.manifest.task import Manifest
-    from stages.submit.task import PublishedTarget, Submission, truth_uri
+    from stages import Manifest, Submission, storage
     from stages.manifest.core import INPUT_SPLITS
+    from stages.submit.publish import PublishedTarget
+    from stages.submit.stage import truth_uri
     from stages.tasking import StorageTarget
 
     storage.write_bytes(storage.join(truth_uri(), "cells.csv"), b"ID,cell_id,Label\n")  # truth known: Evaluate runs

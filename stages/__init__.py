@@ -1,49 +1,18 @@
 """HPA single-cell classification pipeline: every stage's Luigi tasks, for ``luigi --module stages``.
 
-Stage logic lives in ``stages/<stage>/core.py`` (and siblings) and imports no Luigi; task modules import
-TensorFlow, torch and Ultralytics lazily inside ``run``, so building the task graph stays fast.
+Each stage declares its tasks in ``stages/<stage>/stage.py``; :mod:`stages.registry` collects them and
+:mod:`stages.tasking` makes the Luigi classes, exposed here by name (``stages.Segment``, ``stages.TileAll``).
+Stage logic lives in ``stages/<stage>/core.py`` (and siblings) and imports no Luigi; TensorFlow, torch and
+Ultralytics are imported inside ``run`` only, so building the task graph stays fast.
 """
 
-from stages.classify.task import (
-    ImageInputs,
-    ImageInputsAll,
-    PredictCells,
-    PredictCellsAll,
-    PredictImageOnCell,
-    PredictImageOnCellAll,
-    PredictImages,
-    PredictImagesAll,
-    TrainCellModel,
-    TrainClassifiers,
-    TrainImageModel,
-)
-from stages.detect.task import Detect, DetectAll, TrainYolo, YoloDataset, YoloExport
-from stages.fuse.task import Fuse, FuseAll
-from stages.manifest.task import Manifest
-from stages.match.task import Match, MatchAll
-from stages.pseudolabel.task import PseudoLabel, TrainFoldModel
-from stages.segment.task import Segment, SegmentAll
-from stages.submit.task import Evaluate, Report, Submission, WriteSubmission
-from stages.tile.task import Tile, TileAll
+from stages.classify.stage import TrainClassifiers
+from stages.registry import STAGES, TASKS
+from stages.submit.publish import Submission
 
 FINAL_TASK = "Submission"
+globals().update(TASKS)
 # Per stage (folder, image, bake target), the task that runs it over a whole split: what
 # `.ci/run STAGE` runs after the stage's tests.
-STAGE_TASKS = {
-    "manifest": "Manifest",
-    "segment": "SegmentAll",
-    "tile": "TileAll",
-    "classify": "TrainClassifiers",
-    "pseudolabel": "PseudoLabel",
-    "detect": "DetectAll",
-    "match": "MatchAll",
-    "fuse": "FuseAll",
-    "submit": "Submission",
-}
-__all__ = [
-    "Detect", "DetectAll", "Evaluate", "Fuse", "FuseAll", "ImageInputs", "ImageInputsAll", "Manifest", "Match",
-    "MatchAll", "PredictCells", "PredictCellsAll", "PredictImageOnCell", "PredictImageOnCellAll", "PredictImages",
-    "PredictImagesAll", "PseudoLabel", "Report", "Segment", "SegmentAll", "Submission", "Tile", "TileAll",
-    "TrainCellModel", "TrainClassifiers", "TrainFoldModel", "TrainImageModel", "TrainYolo", "WriteSubmission",
-    "YoloDataset", "YoloExport",
-]
+STAGE_TASKS = {stage.name: stage.whole for stage in STAGES}
+__all__ = sorted([*TASKS, "TrainClassifiers", "Submission"])

@@ -21,7 +21,7 @@ from luigi.execution_summary import LuigiStatusCode
 import stages
 from stages import storage
 from stages.config import pipeline
-from stages.submit.task import Submission, published_text
+from stages.submit.publish import Submission, published_text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         args.target = stages.STAGE_TASKS[args.stage]
     started = time.monotonic()
     if not storage.exists(storage.join(args.data, "train.csv")):
-        from stages.synth.core import write_dataset
+        from stages.dev.synth.core import write_dataset
 
         print(f"generating synthetic data in {args.data} ...", flush=True)
         write_dataset(args.data, args.images, args.test_images, args.size, args.size, args.seed)

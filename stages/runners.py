@@ -45,8 +45,8 @@ class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section 
 
 
 def image_name(task) -> str:
-    """The stage package the task lives in (stages/<name>/task.py) names its image and bake target."""
-    return type(task).__module__.split(".")[1]
+    """The task's stage (its declaration in stages/<name>/stage.py) names its image and bake target."""
+    return task.stage_name
 
 
 def image_for(task) -> str:
@@ -95,7 +95,7 @@ def docker_command(task) -> list[str]:
     arguments = [_absolute(value) for value in task_arguments(task)]
     name = re.sub(r"[^a-zA-Z0-9_.-]", "-", task.task_id)[:128]
     command = [settings.docker, "run", "--rm", "--name", name]
-    if getattr(task, "needs_gpu", False):
+    if task.needs_gpu():
         command += ["--gpus", settings.gpus]
     for variable in PASSED_ENVIRONMENT:
         command += ["-e", variable]
@@ -127,7 +127,7 @@ def kubernetes_pod_spec(task) -> dict:
     }
     if settings.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
-    if getattr(task, "needs_gpu", False):
+    if task.needs_gpu():
         container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
     return {
         "containers": [container],

@@ -15,6 +15,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task import flatten
 
 import stages  # noqa: F401 -- registers every task class with Luigi
+from stages.tasking import StageTask
 
 
 def run_task(argv: list[str]) -> luigi.Task:
@@ -23,9 +24,10 @@ def run_task(argv: list[str]) -> luigi.Task:
         missing = [dependency for dependency in flatten(task.requires()) if not dependency.complete()]
         if missing:
             raise SystemExit(f"{task}: upstream artifacts missing, run them first: {', '.join(map(str, missing))}")
-        if task.run() is not None:
-            # run() of a wrapper yields its shard tasks: that needs a scheduler, not a container
-            raise SystemExit(f"{task} fans out over shards: run it with luigi, not runstage")
+        if not isinstance(task, StageTask):
+            raise SystemExit(f"{task} is not a stage task (a wrapper over shards or the publishing step): run it "
+                             f"with luigi, not runstage")
+        task.run()
     return task
 
 

@@ -1,24 +1,24 @@
 """The one place that reads and writes artifacts, addressed by URI: a local path or ``s3://bucket/prefix``.
 
 Every other module goes through these functions, so the same code runs on a laptop folder and on any
-S3-compatible store. S3 settings come from the ``[s3]`` section of luigi.cfg (every key is passed to
-boto3, e.g. ``endpoint_url``, ``region_name``, ``aws_access_key_id``) or from boto3's own environment
+S3-compatible store. S3 settings come from the ``[s3]`` section of luigi.cfg (client keys such as
+``endpoint_url``, ``region_name``, ``aws_access_key_id`` go to boto3; ``connect_timeout``, ``read_timeout``,
+``max_attempts``, ``retry_mode`` bound every call, see :mod:`stages.s3`) or from boto3's own environment
 variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...), never from code.
 
-Writes are atomic: local files are written to a temporary name and renamed, S3 objects appear whole on
-PUT. Multi-file outputs call :func:`mark_done` last, so a reader that sees the marker sees every file.
+Writes are atomic: local files are written to a temporary name (``.<name>.<random>.tmp`` beside the target,
+never listed) and renamed, S3 objects appear whole (one PUT, or a multipart upload completed last). Multi-file
+outputs call :func:`mark_done` last, so a reader that sees the marker sees every file. Every failure names
+the URI: :class:`ArtifactNotFound` for a missing artifact, :class:`StorageError` for anything else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import io
 import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -26,13 +26,20 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
+from stages import s3
+from stages.s3 import ArtifactNotFound, StorageError, reset_s3_client, s3_client, s3_settings
+
+__all__ = ["SUCCESS_MARKER", "ArtifactNotFound", "StorageError", "exists", "is_done", "is_s3", "join",
+           "listdir", "local_copy", "mapped_array", "mapped_arrays", "mark_done", "read_array", "read_arrays",
+           "read_bytes", "read_json", "read_table", "remove", "reset_s3_client", "s3_client", "s3_settings",
+           "staged_output", "write_array", "write_arrays", "write_bytes", "write_json", "write_table",
+           "write_with"]
+
 SUCCESS_MARKER = "_SUCCESS"
+FILE_MODE = 0o644  # local artifacts: readable by other users' containers, writable by their owner only
+FOLDER_MODE = 0o755
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class ArtifactNotFound(FileNotFoundError):
-    """An artifact URI that does not exist; the message names it."""
 
 
 def is_s3(uri: str) -> bool:
@@ -46,75 +53,63 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
-def s3_settings() -> dict[str, str]:
-    """The boto3 client arguments from luigi.cfg's ``[s3]`` section (empty values dropped)."""
-    import luigi.configuration  # luigi is light; its config parser honours LUIGI_CONFIG_PATH
-
-    config = luigi.configuration.get_config()
-    if not config.has_section("s3"):
-        return {}
-    return {key: value for key, value in config.items("s3") if value}
-
-
-_client_lock = threading.Lock()
-
-
-@functools.cache
-def _cached_client(settings: tuple[tuple[str, str], ...]):
-    import boto3
-
-    return boto3.session.Session().client("s3", **dict(settings))
-
-
-def s3_client():
-    """One boto3 client per process and settings: creating one per call costs more than the call."""
-    with _client_lock:
-        return _cached_client(tuple(sorted(s3_settings().items())))
-
-
-def reset_s3_client() -> None:
-    """Forget the cached client (tests that start a new S3 server call this)."""
-    _cached_client.cache_clear()
-
-
 def _missing(uri: str) -> ArtifactNotFound:
     return ArtifactNotFound(f"artifact not found: {uri}")
 
 
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        client = s3_client()
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except client.exceptions.NoSuchKey:
-            raise _missing(uri) from None
+        return s3.read_bytes(uri)
     try:
         return Path(uri).read_bytes()
     except FileNotFoundError:
         raise _missing(uri) from None
 
 
+@contextlib.contextmanager
+def _opened(uri: str) -> Iterator[BinaryIO]:
+    """The artifact as a seekable binary file: a local file opened where it lies; an S3 object streamed into
+    a spooled temporary file (in memory when small, on disk when large, gone when the block ends)."""
+    if not is_s3(uri):
+        try:
+            handle = open(uri, "rb")
+        except FileNotFoundError:
+            raise _missing(uri) from None
+        with handle:
+            yield handle
+        return
+    with tempfile.SpooledTemporaryFile(max_size=s3.MULTIPART_BYTES) as spool:
+        s3.read_into(uri, spool)
+        spool.seek(0)
+        yield spool
+
+
+def _make_folder(path: Path) -> None:
+    """``mkdir -p`` whose new folders are never more open than 0755, whatever the umask."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=FOLDER_MODE & ~_UMASK)
+
+
 def write_with(uri: str, write: Callable[[BinaryIO], object]) -> None:
     """Atomically store what ``write`` writes into a binary file object: locally straight into a temporary
-    file beside the target, on S3 into one buffer sent as the body (no further copies of large arrays)."""
+    file beside the target; for S3 into a spooled temporary file (on disk once large) that is then sent as one
+    PUT or, when large, as a multipart upload."""
     if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        buffer = io.BytesIO()
-        write(buffer)
-        buffer.seek(0)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=buffer)
+        with tempfile.SpooledTemporaryFile(max_size=s3.MULTIPART_BYTES) as spool:
+            write(spool)
+            spool.seek(0)
+            s3.upload(uri, spool)
         return
     path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other users' containers
+        os.chmod(tmp, FILE_MODE & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other users' containers
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, path)
@@ -130,29 +125,15 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def exists(uri: str) -> bool:
     if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        client = s3_client()
-        try:
-            client.head_object(Bucket=bucket, Key=key)
-            return True
-        except client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        return s3.exists(uri)
     return Path(uri).exists()
 
 
 def listdir(uri: str) -> list[str]:
-    """Names directly under ``uri`` (files and sub-folders), sorted; empty when nothing is there."""
+    """Names directly under ``uri`` (files and sub-folders), sorted; empty when nothing is there. Local
+    dot-files (temporaries of writers in progress or killed) are never listed."""
     if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        prefix = key.rstrip("/") + "/" if key else ""
-        names: set[str] = set()
-        paginator = s3_client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            names.update(item["Key"][len(prefix):] for item in page.get("Contents", []))
-            names.update(item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", []))
-        return sorted(names)
+        return s3.listdir(uri)
     path = Path(uri)
     if not path.is_dir():
         return []
@@ -162,15 +143,7 @@ def listdir(uri: str) -> list[str]:
 def remove(uri: str) -> None:
     """Delete a file or everything under a prefix; no error when nothing is there."""
     if is_s3(uri):
-        bucket, key = _split_s3(uri)
-        client = s3_client()
-        paginator = client.get_paginator("list_objects_v2")
-        keys = [key]
-        for page in paginator.paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/"):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start:start + 1000]]
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        s3.remove(uri)
         return
     path = Path(uri)
     if path.is_dir():
@@ -180,7 +153,8 @@ def remove(uri: str) -> None:
 
 
 def read_array(uri: str) -> np.ndarray:
-    return np.load(io.BytesIO(read_bytes(uri)), allow_pickle=False)
+    with _opened(uri) as handle:
+        return np.load(handle, allow_pickle=False)
 
 
 def write_array(uri: str, array: np.ndarray) -> None:
@@ -188,7 +162,7 @@ def write_array(uri: str, array: np.ndarray) -> None:
 
 
 def read_arrays(uri: str) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(read_bytes(uri)), allow_pickle=False) as archive:
+    with _opened(uri) as handle, np.load(handle, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
@@ -198,7 +172,8 @@ def write_arrays(uri: str, **arrays: np.ndarray) -> None:
 
 
 def read_table(uri: str, **read_csv_options) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(read_bytes(uri)), **read_csv_options)
+    with _opened(uri) as handle:
+        return pd.read_csv(handle, **read_csv_options)
 
 
 def write_table(uri: str, table: pd.DataFrame) -> None:
@@ -224,7 +199,8 @@ def is_done(folder_uri: str) -> bool:
 
 @contextlib.contextmanager
 def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
-    """A local file holding the artifact, for libraries that insist on a path (Keras, Ultralytics)."""
+    """A local file holding the artifact, for libraries that insist on a path (Keras, Ultralytics); an S3
+    object is downloaded straight to a scratch folder, removed when the block ends (also on an error)."""
     if not is_s3(uri):
         if not Path(uri).exists():
             raise _missing(uri)
@@ -232,14 +208,43 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="hpa-stage-") as folder:
         path = Path(folder) / ("artifact" + suffix)
-        path.write_bytes(read_bytes(uri))
+        s3.download(uri, path)
         yield path
 
 
 @contextlib.contextmanager
 def staged_output(uri: str, suffix: str = "") -> Iterator[Path]:
-    """A scratch file path; when the block ends without error its content is written to ``uri`` atomically."""
+    """A scratch file path; when the block ends without error its content is written to ``uri`` atomically
+    (streamed, never whole in memory). The scratch folder is removed either way."""
     with tempfile.TemporaryDirectory(prefix="hpa-stage-") as folder:
         path = Path(folder) / ("artifact" + suffix)
         yield path
-        write_bytes(uri, path.read_bytes())
+        with open(path, "rb") as handle:
+            if is_s3(uri):
+                s3.upload(uri, handle)
+            else:
+                write_with(uri, lambda target: shutil.copyfileobj(handle, target, 1024 * 1024))
+
+
+@contextlib.contextmanager
+def mapped_array(uri: str) -> Iterator[np.ndarray]:
+    with mapped_arrays([uri]) as (array,):
+        yield array
+
+
+@contextlib.contextmanager
+def mapped_arrays(uris: list[str]) -> Iterator[list[np.ndarray]]:
+    """The ``.npy`` artifacts as read-only memory maps, so training reads only the rows it samples: a local
+    file is mapped where it lies, an S3 object is copied to a scratch folder first (removed when the block
+    ends)."""
+    with tempfile.TemporaryDirectory(prefix="hpa-mapped-") as scratch:
+        arrays = []
+        for number, uri in enumerate(uris):
+            path = Path(uri)
+            if is_s3(uri):
+                path = Path(scratch) / f"{number}.npy"
+                s3.download(uri, path)
+            elif not path.exists():
+                raise _missing(uri)
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        yield arrays

@@ -1,9 +1,15 @@
-"""What every stage task shares: content-addressed output folders, storage targets, shard fan-out.
+"""The one generic task machinery: Luigi task classes made from the stage declarations.
 
-An artifact lives at ``<work>/<stage>/<fingerprint>/<split>/<name>``. The fingerprint hashes the
-settings that change the artifact's content, chained through every upstream task's fingerprint, so a
-changed setting anywhere upstream never reuses a stale result; operational knobs (device, batch size,
-workers) stay out of it.
+From a :class:`stages.declare.TaskSpec` it derives the Luigi parameters, the fingerprint, ``requires()``,
+the output folder and its success marker, the loading of inputs and the saving of outputs through the
+storage layer, and the dispatch to the configured runner. ``requires()`` and the fingerprint both come
+from the declared ``needs``, so they cannot disagree.
+
+An artifact lives at ``<work>/<dir>/<fingerprint>/<split>/<folder>``. The fingerprint hashes the settings
+that change the artifact's content, chained through every upstream task's fingerprint, so a changed
+setting anywhere upstream never reuses a stale result; operational knobs (device, batch size, workers)
+stay out of it. A per-shard task's fingerprint does not depend on which shard it is: every shard of a
+stage shares one fingerprint folder, and a task that reads every shard chains that one fingerprint.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ from typing import ClassVar
 import luigi
 import luigi.configuration
 
-logger = logging.getLogger("luigi-interface")
-
-from stages.manifest import core as manifest_core
-from stages import storage
+from stages import inputs, storage
 from stages.config import pipeline
+from stages.declare import Needs, Stage, TaskSpec, snake_case
+
+logger = logging.getLogger("luigi-interface")
 
 
 class StorageTarget(luigi.Target):
@@ -33,7 +39,7 @@ class StorageTarget(luigi.Target):
         return storage.exists(self.uri)
 
 
-_fingerprints: dict[str, tuple[tuple, str]] = {}
+_fingerprints: dict[tuple, tuple[tuple, str]] = {}
 
 
 def settings_state() -> tuple:
@@ -48,13 +54,71 @@ def fingerprint_of(value) -> str:
 
 
 class StageTask(luigi.Task):
-    """A task whose output folder is derived from its parameters and its upstream tasks alone.
+    """A declared task. Subclasses are made by :func:`task_classes`; they hold no code of their own."""
 
-    ``run()`` hands the work to the configured runner ([runner] mode: in this process, the stage's Docker
-    image or a Kubernetes Job); subclasses implement ``run_here()``, the in-process work.
-    """
+    spec: ClassVar[TaskSpec]
+    stage_name: ClassVar[str]
 
-    needs_gpu: ClassVar[bool] = False
+    # ------------------------------------------------------------------ derived from the declaration
+
+    def needs(self) -> dict[str, Needs]:
+        return self.spec.needs(self)
+
+    def needs_gpu(self) -> bool:
+        return self.spec.needs_gpu()
+
+    def content_settings(self) -> dict:
+        return self.spec.content(self)
+
+    def needed(self, need: Needs, shard: int = 0) -> StageTask:
+        """The task a need names (for a need of every shard: the given shard)."""
+        target = task_class(need.task)
+        params = dict(need.params)
+        if len(target.spec.splits) > 1:
+            params["split"] = need.split or self.split
+        if target.spec.per_shard:
+            params["shard"] = self.shard if need.scope == "shard" else shard
+        return target(**params)
+
+    def requires(self):
+        required = []
+        for need in self.needs().values():
+            if need.scope == "split":
+                task = self.needed(need)
+                required.append(all_shards_class(need.task)(**task.shard_free_params()))
+            else:
+                required.append(self.needed(need))
+        return required
+
+    def shard_free_params(self) -> dict:
+        return {name: value for name, value in self.param_kwargs.items() if name != "shard"}
+
+    def fingerprint(self) -> str:
+        # A graph asks for the same fingerprints once per shard: cache them for as long as the settings
+        # (config files, command line) they derive from stay as they are.
+        key = (self.get_task_family(), tuple(sorted(self.shard_free_params().items())))
+        state = settings_state()
+        cached = _fingerprints.get(key)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        value = fingerprint_of({
+            "task": self.get_task_family(),
+            "settings": self.content_settings(),
+            "upstream": sorted(self.needed(need).fingerprint() for need in self.needs().values()),
+        })
+        _fingerprints[key] = (state, value)
+        return value
+
+    def folder(self) -> str:
+        directory = self.spec.directory or snake_case(self.get_task_family())
+        root = storage.join(pipeline().work, directory, self.fingerprint(), self.split)
+        leaf = self.spec.folder.format(**self.param_kwargs)
+        return storage.join(root, leaf) if leaf else root
+
+    def output(self):
+        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
+
+    # ------------------------------------------------------------------ running
 
     def run(self):
         from stages.runners import dispatch
@@ -62,7 +126,19 @@ class StageTask(luigi.Task):
         dispatch(self)
 
     def run_here(self) -> None:
-        raise NotImplementedError
+        """The in-process work: a clean folder, the declared run, its outputs saved, the marker last."""
+        folder = self.folder()
+        storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
+        try:
+            outputs = self.spec.run(Context(self, folder)) or {}
+            for artifact, value in outputs.items():
+                if artifact not in self.spec.outputs:
+                    raise ValueError(f"{self}: {artifact.name} is not a declared output of {self.spec.name}")
+                artifact.write(folder, value)
+        except BaseException:
+            storage.remove(folder)  # never leave a partial artifact behind
+            raise
+        storage.mark_done(folder)
 
     def progress(self, message: str, percent: int | None = None) -> None:
         """Status and progress for the Luigi scheduler and the log, so a long run is not silent."""
@@ -73,95 +149,131 @@ class StageTask(luigi.Task):
         if percent is not None and self.set_progress_percentage is not None:
             self.set_progress_percentage(percent)
 
-    stage: ClassVar[str]
-    split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
 
-    def content_settings(self) -> dict:
-        """The settings, besides upstream artifacts, that change this stage's output."""
-        return {}
+class Upstream:
+    """A finished upstream task's folder, read through its declared artifacts."""
 
-    def upstream(self) -> list[StageTask]:
-        """Upstream stage tasks whose artifacts this stage reads (their fingerprints chain into ours)."""
-        return []
+    def __init__(self, task: StageTask):
+        self.task = task
+        self.folder = task.folder()
+        if not storage.is_done(self.folder):  # a crashed attempt's leftovers must never pass for an input
+            raise storage.ArtifactNotFound(f"{task}: not finished (no {storage.SUCCESS_MARKER}): {self.folder}")
 
-    def requires(self):
-        return self.upstream()
+    def read(self, artifact, **fields):
+        return artifact.read(self.folder, **fields)
 
-    def fingerprint(self) -> str:
-        # A graph asks for the same fingerprints once per shard: cache them for as long as the settings
-        # (config files, command line) they derive from stay as they are.
-        state = settings_state()
-        cached = _fingerprints.get(self.task_id)
-        if cached is not None and cached[0] == state:
-            return cached[1]
-        value = fingerprint_of(
-            {
-                "stage": self.stage,
-                "settings": self.content_settings(),
-                "upstream": sorted(task.fingerprint() for task in self.upstream()),
-            }
-        )
-        _fingerprints[self.task_id] = (state, value)
-        return value
+    def uri(self, artifact, **fields) -> str:
+        return artifact.uri(self.folder, **fields)
 
-    def stage_root(self) -> str:
-        return storage.join(pipeline().work, self.stage, self.fingerprint(), self.split)
+    def mapped(self, artifact):
+        """An array artifact memory-mapped (a context manager): inputs far larger than memory stay on disk."""
+        return storage.mapped_array(artifact.uri(self.folder))
 
 
-class FolderTask(StageTask):
-    """A stage whose output is a folder of files closed by a success marker, written last."""
+class Context:
+    """What a declared ``run`` function sees: the task's parameters and settings, its inputs (upstream
+    artifacts; the images of its shard), progress, and ``write`` for outputs produced one file at a time.
+    It is the run functions' only way to storage, so :mod:`stages.inmemory` can run them on one image
+    without any."""
 
-    def folder(self) -> str:
-        raise NotImplementedError
+    def __init__(self, task: StageTask, folder: str):
+        self.task = task
+        self.folder = folder
+        self.params = task.param_kwargs
+        self.split = task.split
 
-    def output(self):
-        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
+    @property
+    def settings(self) -> dict:
+        return self.task.content_settings()
 
-    def run_here(self):
-        folder = self.folder()
-        storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
-        try:
-            self.fill(folder)
-        except BaseException:
-            storage.remove(folder)  # never leave a partial artifact behind
-            raise
-        storage.mark_done(folder)
+    def input(self, name: str):
+        """An input by its declared name: an :class:`Upstream`, or for a need of every shard, one per shard."""
+        need = self.task.needs()[name]
+        if need.scope != "split":
+            return Upstream(self.task.needed(need))
+        split = need.split or self.task.split
+        return [Upstream(self.task.needed(need, shard)) for shard in range(inputs.shard_count(split))]
 
-    def fill(self, folder: str) -> None:
-        """Write every file of the output folder (the marker comes after)."""
-        raise NotImplementedError
+    def rows(self):
+        """The manifest rows of this task's shard: the images it works on."""
+        return inputs.shard_rows(self.split, self.params["shard"])
 
+    def field(self, row):
+        """A row's four channels, (H, W, 4) uint8."""
+        return inputs.field_of(self.split, row)
 
-class ShardTask(FolderTask):
-    """A per-shard stage: one folder per shard of the manifest."""
+    def green(self, row):
+        """A row's green channel alone, (H, W) uint8."""
+        return inputs.green_of(self.split, row)
 
-    shard = luigi.IntParameter(description="shard index (see the manifest)")
+    def progress(self, message: str, percent: int | None = None) -> None:
+        self.task.progress(message, percent)
 
-    def folder(self) -> str:
-        return storage.join(self.stage_root(), f"shard-{self.shard:05d}")
+    def write(self, artifact, value, **fields) -> None:
+        artifact.write(self.folder, value, **fields)
 
 
 class AllShards(luigi.WrapperTask):
-    """One stage over every shard of a split: complete exactly when every shard is, so deleting one
-    shard's output and rerunning recomputes that shard alone.
+    """One per-shard task over every shard of a split: complete exactly when every shard is, so deleting
+    one shard's output and rerunning recomputes that shard alone.
 
     The shard tasks are static requirements, known when the graph is built (the manifest is made then if it
     is missing: one listing of the input). Every worker attached to a central luigid therefore sees every
     shard task; tasks yielded at run time would be visible to the worker that yielded them only.
     """
 
-    shard_task: ClassVar[type[ShardTask]]
-    split = luigi.ChoiceParameter(choices=manifest_core.SPLITS, default="test")
+    shard_task: ClassVar[type[StageTask]]
 
-    def shard_parameters(self) -> dict:
-        """Parameters besides (split, shard) that every shard task gets (e.g. a model name)."""
-        return {}
-
-    def shard_tasks(self) -> list[ShardTask]:
-        from stages.manifest.task import ensure_manifest
-
-        count = manifest_core.shard_count(ensure_manifest(self.split))
-        return [self.shard_task(split=self.split, shard=shard, **self.shard_parameters()) for shard in range(count)]
+    def shard_tasks(self) -> list[StageTask]:
+        count = inputs.shard_count(self.split, ensure=True)
+        return [self.shard_task(shard=shard, **self.param_kwargs) for shard in range(count)]
 
     def requires(self):
         return self.shard_tasks()
+
+
+_classes: dict[str, type[luigi.Task]] = {}
+
+
+def _split_parameter(spec: TaskSpec) -> luigi.Parameter:
+    default = "test" if "test" in spec.splits else spec.splits[0]
+    return luigi.ChoiceParameter(choices=spec.splits, default=default, description="which split of the data")
+
+
+def make_task_class(stage: Stage, spec: TaskSpec) -> type[StageTask]:
+    attributes = {"spec": spec, "stage_name": stage.name, "__doc__": spec.doc, "__module__": f"stages.{stage.name}",
+                  "split": _split_parameter(spec), **spec.params}
+    if spec.per_shard:
+        attributes["shard"] = luigi.IntParameter(description="shard index (see the manifest)")
+    return type(spec.name, (StageTask,), attributes)
+
+
+def make_all_shards_class(task: type[StageTask]) -> type[AllShards]:
+    attributes = {"shard_task": task, "__doc__": f"{task.spec.name} over every shard of a split.",
+                  "__module__": task.__module__, "split": _split_parameter(task.spec), **task.spec.params}
+    return type(f"{task.spec.name}All", (AllShards,), attributes)
+
+
+def task_classes(stages: tuple[Stage, ...]) -> dict[str, type[luigi.Task]]:
+    """Every declared task's Luigi class (and ``<Task>All`` for per-shard ones), made once per process."""
+    if not _classes:
+        for stage in stages:
+            for spec in stage.tasks:
+                task = make_task_class(stage, spec)
+                _classes[spec.name] = task
+                if spec.per_shard:
+                    _classes[f"{spec.name}All"] = make_all_shards_class(task)
+    return _classes
+
+
+def task_class(name: str) -> type[StageTask]:
+    from stages.registry import TASKS
+
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"no declared task {name!r}; declared: {sorted(TASKS)}") from None
+
+
+def all_shards_class(name: str) -> type[AllShards]:
+    return task_class(f"{name}All")

@@ -2,30 +2,65 @@
 
 Every classifier and the detector is named once in the YAML file, with the original's settings and a
 ``demo`` override block; code asks the zoo by name and never types a model's settings twice. An unknown
-profile, model or setting fails loudly with the names that do exist.
+profile, model or setting, a value of the wrong type or outside its allowed values fails loudly when the zoo
+loads, naming the model or profile, the setting and what is allowed.
+
+The allowed values below are the only copies: the classify stage (models, data, train, settings, task)
+imports them from here. This module imports no Keras, since building the Luigi graph loads the zoo.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 import yaml
 
+from stages import zoo_schema as schema
+from stages.zoo_schema import InvalidSetting, UnknownName
+
 ZOO_FILE = Path(__file__).with_name("zoo.yaml")
 Role = Literal["cell", "image", "detector"]
 ROLES: tuple[str, ...] = ("cell", "image", "detector")
 CHANNEL_SETS: tuple[str, ...] = ("rgb", "green")
-FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
+# both backbone sources (efficientnet.tfkeras, keras.applications) build exactly these
+BACKBONES: tuple[str, ...] = tuple(f"EfficientNetB{index}" for index in range(8))
+BACKBONE_SOURCES: tuple[str, ...] = ("efficientnet", "keras_applications")
+LOSSES: tuple[str, ...] = ("binary_crossentropy", "binary_focal_crossentropy")
+# the augmentations that blend two samples (and so shift the BatchNorm statistics training sees)
+MIXING_AUGMENTATIONS: tuple[str, ...] = ("cutmix", "mixup")
+AUGMENTATIONS: tuple[str, ...] = MIXING_AUGMENTATIONS + ("flip", "rotate90")
 LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
+FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
+FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
+# initial-weights names Keras resolves by downloading, impossible offline
+DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
+# Settings only one kind of model reads: set on the other kind they would be silently ignored.
+CLASSIFIER_ONLY = ("backbone", "loss", "pseudo_labels", "augment")
+DETECTOR_ONLY = ("architecture", "finetune_epochs")
 
-class UnknownName(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+MODEL_RULES = {
+    "name": schema.TEXT,
+    "role": schema.one_of(ROLES),
+    "input_size": schema.integer(1),
+    "channels": schema.one_of(CHANNEL_SETS),
+    "epochs": schema.integer(1),
+    "external_data": schema.BOOLEAN,
+    "initial_weights": schema.optional(schema.Rule(
+        lambda value: isinstance(value, str) and value not in DOWNLOADING_WEIGHTS,
+        f"a local weights file (not {DOWNLOADING_WEIGHTS}, which download)")),
+    "backbone": schema.optional(schema.one_of(BACKBONES), say_null=False),
+    "loss": schema.optional(schema.one_of(LOSSES), say_null=False),
+    "pseudo_labels": schema.BOOLEAN,
+    "augment": schema.list_of(AUGMENTATIONS),
+    "architecture": schema.optional(schema.TEXT),
+    "finetune_epochs": schema.integer(0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,40 +80,71 @@ class ModelSpec:
     finetune_epochs: int = 0
 
     def __post_init__(self):
-        if self.role not in ROLES:
-            raise ValueError(f"model {self.name}: role {self.role!r} is not one of {ROLES}")
-        if self.channels not in CHANNEL_SETS:
-            raise ValueError(f"model {self.name}: channels {self.channels!r} is not one of {CHANNEL_SETS}")
-        if self.role != "detector" and not (self.backbone and self.loss):
-            raise ValueError(f"model {self.name}: a classifier needs a backbone and a loss")
-        if self.role == "detector" and not self.architecture:
-            raise ValueError(f"model {self.name}: a detector needs an architecture (e.g. yolov5su.yaml)")
+        where = f"model {self.name}"
+        schema.check(where, MODEL_RULES, self)
+        object.__setattr__(self, "augment", tuple(self.augment))  # YAML gives a list; a spec stays hashable
+        classifier = self.role != "detector"
+        if classifier and not (self.backbone and self.loss):
+            raise InvalidSetting(where, "a classifier needs a backbone and a loss")
+        if not classifier and not self.architecture:
+            raise InvalidSetting(where, "a detector needs an architecture (e.g. yolov5su.yaml)")
+        ignored = [name for name in (DETECTOR_ONLY if classifier else CLASSIFIER_ONLY) if getattr(self, name)]
+        if ignored:
+            raise InvalidSetting(where, f"{', '.join(ignored)}: not read by a {self.role} model")
 
 
 @dataclasses.dataclass(frozen=True)
 class PseudoLabelSettings:
+    SETTING_PREFIX = "pseudo_label "
+
     positive_threshold: float
     negative_threshold: float
     folds: int
     model: str  # the cell model whose settings the fold models train with (its pseudo_labels ignored)
 
+    def __post_init__(self):
+        schema.check(None, {"positive_threshold": schema.PROBABILITY, "negative_threshold": schema.PROBABILITY,
+                            "folds": schema.integer(2), "model": schema.TEXT}, self, self.SETTING_PREFIX)
+
 
 @dataclasses.dataclass(frozen=True)
 class FusionSettings:
+    SETTING_PREFIX = "fusion "
+
     mode: Literal["weighted", "multiplicative"]
     weights: MappingProxyType
 
     def __post_init__(self):
-        if self.mode not in ("weighted", "multiplicative"):
-            raise ValueError(f"fusion mode {self.mode!r} is not 'weighted' or 'multiplicative'")
+        schema.check(None, {"mode": schema.one_of(FUSION_MODES), "weights": schema.MAPPING}, self,
+                     self.SETTING_PREFIX)
+        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         unknown = set(self.weights) - set(FUSION_SOURCES)
         if unknown:
-            raise UnknownName(f"unknown fusion source(s) {sorted(unknown)}; known: {FUSION_SOURCES}")
+            raise UnknownName(f"unknown fusion source(s) {sorted(unknown, key=str)}; known: {FUSION_SOURCES}")
+        for source, weight in self.weights.items():
+            schema.check_value(None, f"fusion weight of {source}", weight, schema.NON_NEGATIVE_NUMBER)
 
     @property
     def sources(self) -> tuple[str, ...]:
         """Sources with a non-zero weight: only these are computed at all."""
         return tuple(source for source in FUSION_SOURCES if self.weights.get(source, 0))
+
+
+PROFILE_RULES = {
+    "name": schema.TEXT,
+    "description": schema.TEXT,
+    "tile_size": schema.integer(1),
+    "image_on_cell_model": schema.TEXT,
+    "batch_size": schema.integer(1),
+    "steps_per_epoch": schema.optional(schema.integer(1)),  # null: one pass over the data
+    "validation_fraction": schema.FRACTION,  # the plateau schedule and YOLO both need held-out data
+    "learning_rate": schema.POSITIVE_NUMBER,
+    "lr_schedule": schema.one_of(LR_SCHEDULES),
+    "pseudo_label": schema.instance(PseudoLabelSettings, "pseudo-label settings"),
+    "fusion": schema.instance(FusionSettings, "fusion settings"),
+    "models": schema.Rule(lambda value: isinstance(value, Mapping)
+                          and all(isinstance(spec, ModelSpec) for spec in value.values()), "models by name"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +163,7 @@ class Profile:
     models: MappingProxyType  # name -> ModelSpec, in the zoo file's order
 
     def __post_init__(self):
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"profile {self.name}: lr_schedule {self.lr_schedule!r} is not one of {LR_SCHEDULES}")
+        schema.check(f"profile {self.name}", PROFILE_RULES, self)
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -121,46 +186,50 @@ class Profile:
         return self.model(self.image_on_cell_model)
 
 
-def _strict(cls, values: dict, where: str):
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise UnknownName(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return cls(**values)
-
-
-def _model(name: str, entry: dict, profile: str, profile_names) -> ModelSpec:
+def _model(name: str, entry, profile: str, profile_names) -> ModelSpec:
+    where = f"model {name} in profile {profile}"
+    if not isinstance(entry, Mapping):
+        raise InvalidSetting(where, f"{entry!r} is not a mapping of settings")
+    override = entry.get(profile) or {}
+    if not isinstance(override, Mapping):
+        raise InvalidSetting(where, f"its {profile} block {override!r} is not a mapping of settings")
     settings = {key: value for key, value in entry.items() if key not in profile_names}
-    settings.update(entry.get(profile) or {})
-    if "augment" in settings:
-        settings["augment"] = tuple(settings["augment"])
-    return _strict(ModelSpec, {"name": name, **settings}, f"model {name}")
+    settings.update(override)
+    return schema.build(ModelSpec, {"name": name, **settings}, where)
+
+
+def _profile(name: str, entry, document: dict) -> Profile:
+    where = f"profile {name}"
+    if not isinstance(entry, Mapping):
+        raise InvalidSetting(where, f"{entry!r} is not a mapping of settings")
+    entry = dict(entry)
+    models = {model: _model(model, spec, name, document["profiles"]) for model, spec in document["models"].items()}
+    for key, cls in (("pseudo_label", PseudoLabelSettings), ("fusion", FusionSettings)):
+        if key in entry:  # a missing one is named by the Profile's own check below
+            entry[key] = schema.build(cls, entry[key], where)
+    profile = schema.build(Profile, {"name": name, **entry, "models": MappingProxyType(models)}, where)
+    if profile.image_on_cell.role != "image":
+        raise InvalidSetting(where, f"image_on_cell_model {profile.image_on_cell_model} is not an image model")
+    if profile.model(profile.pseudo_label.model).role != "cell":
+        raise InvalidSetting(where, f"pseudo_label model {profile.pseudo_label.model} is not a cell model")
+    for spec in profile.role("cell"):
+        if spec.input_size != profile.tile_size:
+            raise InvalidSetting(where, f"cell model {spec.name} reads {spec.input_size}-px input but tiles are "
+                                        f"{profile.tile_size} px")
+    if len(profile.role("detector")) != 1:
+        raise InvalidSetting(where, "exactly one detector expected")
+    return profile
 
 
 @functools.cache
 def load_zoo(path: str | Path = ZOO_FILE) -> MappingProxyType:
     """All profiles of the zoo file, by name."""
     document = yaml.safe_load(Path(path).read_text())
-    profiles = {}
-    for name, entry in document["profiles"].items():
-        entry = dict(entry)
-        models = {model: _model(model, spec, name, document["profiles"]) for model, spec in document["models"].items()}
-        entry["pseudo_label"] = _strict(PseudoLabelSettings, entry["pseudo_label"], f"profile {name} pseudo_label")
-        fusion = dict(entry["fusion"])
-        fusion["weights"] = MappingProxyType(dict(fusion["weights"]))
-        entry["fusion"] = _strict(FusionSettings, fusion, f"profile {name} fusion")
-        profile = _strict(Profile, {"name": name, **entry, "models": MappingProxyType(models)}, f"profile {name}")
-        profile.image_on_cell  # an unknown image-on-cell model fails at load, not mid-run
-        if profile.model(profile.pseudo_label.model).role != "cell":
-            raise ValueError(f"profile {name}: pseudo_label model {profile.pseudo_label.model} is not a cell model")
-        for spec in profile.role("cell"):
-            if spec.input_size != profile.tile_size:
-                raise ValueError(f"profile {name}: cell model {spec.name} reads {spec.input_size}-px input but "
-                                 f"tiles are {profile.tile_size} px")
-        if len(profile.role("detector")) != 1:
-            raise ValueError(f"profile {name}: exactly one detector expected")
-        profiles[name] = profile
-    return MappingProxyType(profiles)
+    sections = ("profiles", "models")
+    if not (isinstance(document, dict) and set(document) == set(sections)
+            and all(isinstance(document[key], dict) and document[key] for key in sections)):
+        raise InvalidSetting(str(path), f"expected exactly the non-empty mappings {sections}")
+    return MappingProxyType({name: _profile(name, entry, document) for name, entry in document["profiles"].items()})
 
 
 def get_profile(name: str, path: str | Path = ZOO_FILE) -> Profile:

@@ -13,11 +13,9 @@ import numpy as np
 import pytest
 from conftest import REAL_DATA
 
-from stages import storage
-from stages.manifest.task import Manifest, load_manifest
-from stages.segment.task import Segment, SegmentAll
-from stages.synth.core import write_dataset
-from stages.tile.task import Tile, TileAll
+from stages import Manifest, Segment, SegmentAll, Tile, TileAll, storage
+from stages.dev.synth.core import write_dataset
+from stages.inputs import load_manifest
 from stages.zoo import get_profile
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,11 +26,12 @@ from conftest import overridden
 
 from stages import predict, storage
 from stages.classes import CHANNELS, CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
+from stages.dev.synth.core import write_dataset
 from stages.fields import read_field
 from stages.manifest.core import channel_files
 from stages.segment.core import SegmentSettings, cell_table, segment_classic
-from stages.synth.core import write_dataset
-from stages.zoo import FusionSettings, get_profile
+from stages.inmemory import trained_models
+from stages.zoo import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 160, 224  # not square: the overlay and the centroids must keep (x, y) apart
@@ -39,21 +40,22 @@ LINE = re.compile(r"^cell\s+(\d+) at x=\s*([-\d.]+) y=\s*([-\d.]+): (.*)$")
 CLASS_ITEM = re.compile(r"^(.+) \((\d+)\) ([\d.]+)$")
 
 
-def write_stand_in_models(refs, profile, config_dir: Path) -> None:
+def write_stand_in_models(tasks, profile, config_dir: Path) -> None:
     """Untrained models of the zoo's architectures where the training tasks would have written theirs."""
+    from stages.classify import contract as classify_contract
     from stages.classify import models
+    from stages.detect import contract as detect_contract
     from stages.detect import yolo
 
-    for ref in refs:
-        if ref.source == "detector":
+    for task in tasks:
+        if task.get_task_family() == "TrainYolo":
             model = yolo.build_model(profile.detector.architecture, config_dir=config_dir)
-            with storage.staged_output(ref.uri, ".pt") as path:
+            with storage.staged_output(detect_contract.WEIGHTS.uri(task.folder()), ".pt") as path:
                 model.save(str(path))
         else:
-            model = models.build_classifier(profile.model(ref.name))
-            with storage.staged_output(ref.uri, ".keras") as path:
-                models.save_classifier(model, path)
-        storage.write_bytes(ref.marker, b"")  # the tasks' done marker, written last
+            model = models.build_classifier(profile.model(task.model))
+            classify_contract.MODEL.write(task.folder(), models.classifier_bytes(model))
+        storage.mark_done(task.folder())  # the tasks' done marker, written last
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +72,9 @@ def trained_run(tmp_path_factory):
     cfg.write_text("".join(f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items()) + "\n"
                            for section, keys in values.items()))
     with overridden(values):
-        from stages.fuse.task import fusion_settings
-
-        profile = get_profile("demo")
-        refs = predict.model_refs(fusion_settings().sources, profile)
-        assert {ref.source for ref in refs} == set(RUN_WEIGHTS)
-        write_stand_in_models(refs, profile, config_dir)
+        tasks = trained_models(predict.shard_task("Fuse"))
+        assert sorted(task.get_task_family() for task in tasks) == ["TrainImageModel", "TrainYolo"]
+        write_stand_in_models(tasks, get_profile("demo"), config_dir)
     (image_id,) = channel_files(storage.listdir(str(data / "test")))
     return {"root": root, "data": data, "work": work, "cfg": cfg, "image_id": image_id,
             "prefix": str(data / "test" / image_id)}
@@ -134,14 +133,15 @@ def test_a_missing_model_is_a_clear_error(trained_run, pipeline_settings, tmp_pa
         assert "run the pipeline first" in message and str(empty) in message
         for task in ("TrainCellModel", "TrainImageModel", "TrainYolo"):
             assert task in message
-        assert message.count("not found at") == 5 + 3 + 1 + 1  # cell, image, image-on-cell, detector
+        # cell, image (image-on-cell reads image model #2: one model, named once), detector
+        assert message.count("not found at") == 5 + 3 + 1
         assert not out.exists()
 
         # The stand-in run holds image model #2 and the detector, not the other ensemble members.
         assert predict.main(["--run", str(trained_run["work"]), trained_run["prefix"], "--input",
                              str(trained_run["data"]), "--out", str(out)]) == 2
         message = capsys.readouterr().err
-        assert "has no trained model for 7 of the 10 model(s)" in message, message
+        assert "has no trained model for 7 of the 9 model(s)" in message, message
         assert "image.b7_720_ext" in message and "image.b7_600_noext" not in message
         assert "TrainYolo" not in message and not out.exists()
 
@@ -159,26 +159,21 @@ class StandInClassifier:
         return np.tile(self.probabilities, (len(batch), 1)).astype(np.float32)
 
 
-def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_run, monkeypatch):
+def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_run, monkeypatch, tmp_path):
     profile = get_profile("demo")
     field, table = reference_segmentation(trained_run["data"] / "test", trained_run["image_id"])
-    cells, _ = segment_classic(field, SegmentSettings())
     rng = np.random.default_rng(0)
-
-    def stand_in(spec):
-        return spec, StandInClassifier(spec.input_size, 3 if spec.channels == "rgb" else 1,
-                                       rng.uniform(0, 1, NUM_CLASSES))
-
-    predictors = predict.Predictors(
-        tile_size=profile.tile_size, batch_size=4,
-        cell=[stand_in(spec) for spec in profile.role("cell")],
-        image=[stand_in(spec) for spec in profile.role("image")],
-        image_on_cell=stand_in(profile.image_on_cell), detector=(profile.detector, object()))
+    stand_ins = {spec.name: StandInClassifier(spec.input_size, 3 if spec.channels == "rgb" else 1,
+                                              rng.uniform(0, 1, NUM_CLASSES))
+                 for spec in (*profile.role("cell"), *profile.role("image"))}
+    # the trained run's model files, as the prediction tasks load them: <work>/.../<model>/model.keras
+    monkeypatch.setattr("stages.classify.stage.load_model", lambda uri: stand_ins[uri.rsplit("/", 2)[-2]])
+    monkeypatch.setattr("stages.detect.runtime.cached_model", lambda *args: "stand-in detector")
     first = table.iloc[0]
     seen = {}
 
     def stand_in_detector(model, greens, image_ids, size, device, batch=16):
-        seen.update(shape=greens[0].shape, size=size)
+        seen.update(model=model, shape=greens[0].shape, size=size)
         # one box of class 5 centred on the first cell (pixel edges: the centroid plus half a pixel)
         x, y = first["centroid_x"] + 0.5, first["centroid_y"] + 0.5
         return pd.DataFrame({"ID": image_ids, "class": [5], "confidence": [0.9], "x0": [x - 3], "y0": [y - 3],
@@ -186,25 +181,39 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
 
     monkeypatch.setattr("stages.detect.yolo.detect_greens", stand_in_detector)
     weights = {"cell": 0.5, "image": 0.3, "detector": 0.1, "image_on_cell": 0.1}
-    rows, fused = predict.predict_cells("img", field, cells, predictors, FusionSettings("weighted", weights))
+    values = {"pipeline": {"input": str(trained_run["data"]), "work": str(tmp_path / "work"), "profile": "demo"},
+              "fuse": {"weights": json.dumps(weights), "mode": "weighted"}, "classify": {"predict_batch_size": 4},
+              "detector": {"device": "cpu"}}
+    with overridden(values):
+        for task in trained_models(predict.shard_task("Fuse")):  # every model "trained": the stand-ins load
+            storage.mark_done(task.folder())
+        cells, rows, fused = predict.predict_image("img", field)
 
     assert rows["cell_id"].tolist() == fused["cell_id"].tolist() == table["cell_id"].tolist()
+    assert set(fused["ID"]) == {"img"}
     n = len(table)
-    for spec, model in predictors.cell:  # tiles of the tile size, RGB or green alone, in batches of 4
+    for spec in profile.role("cell"):  # tiles of the tile size, RGB or green alone, in batches of 4
         planes = 3 if spec.channels == "rgb" else 1
-        assert sum(shape[0] for shape in model.batches) >= n
-        assert {shape[1:] for shape in model.batches} == {(profile.tile_size, profile.tile_size, planes)}
-    for spec, model in predictors.image:  # one whole green image per image model
-        assert model.batches == [(1, spec.input_size, spec.input_size, 1)]
-    assert {shape[1:] for shape in predictors.image_on_cell[1].batches} == {
-        (profile.image_on_cell.input_size, profile.image_on_cell.input_size, 1)}
-    assert seen == {"shape": (HEIGHT, WIDTH), "size": profile.detector.input_size}
+        batches = stand_ins[spec.name].batches
+        assert sum(shape[0] for shape in batches) >= n and {shape[0] for shape in batches} == {min(4, n)}
+        assert {shape[1:] for shape in batches} == {(profile.tile_size, profile.tile_size, planes)}
+    image_on_cell = profile.image_on_cell
+    for spec in profile.role("image"):  # one whole green image per image model
+        batches = stand_ins[spec.name].batches
+        assert (1, spec.input_size, spec.input_size, 1) in batches
+        if spec.name != image_on_cell.name:
+            assert batches == [(1, spec.input_size, spec.input_size, 1)]
+    # image model #2 also reads every cell's image-on-cell input, green, at its own input size
+    batches = stand_ins[image_on_cell.name].batches
+    assert sum(shape[0] for shape in batches) >= 1 + n
+    assert {shape[1:] for shape in batches} == {(image_on_cell.input_size, image_on_cell.input_size, 1)}
+    assert seen == {"model": "stand-in detector", "shape": (HEIGHT, WIDTH), "size": profile.detector.input_size}
 
     detector = np.zeros((n, NUM_CLASSES))
     detector[0, 5] = 0.9
-    expected = (0.5 * np.mean([model.probabilities for _, model in predictors.cell], axis=0)
-                + 0.3 * np.mean([model.probabilities for _, model in predictors.image], axis=0)
-                + 0.1 * predictors.image_on_cell[1].probabilities + 0.1 * detector)
+    expected = (0.5 * np.mean([stand_ins[spec.name].probabilities for spec in profile.role("cell")], axis=0)
+                + 0.3 * np.mean([stand_ins[spec.name].probabilities for spec in profile.role("image")], axis=0)
+                + 0.1 * stand_ins[image_on_cell.name].probabilities + 0.1 * detector)
     np.testing.assert_allclose(fused[list(SCORE_COLUMNS)].to_numpy(), expected, rtol=1e-6)
 
     lines = predict.cell_lines(rows, fused, 3)
@@ -213,10 +222,10 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (80, 112, 3)
 
     # a model that reads another input size than the run's inputs fails, naming the model
-    spec, _ = predictors.cell[0]
-    predictors.cell[0] = (spec, StandInClassifier(spec.input_size * 2, 3, np.zeros(NUM_CLASSES)))
-    with pytest.raises(ValueError, match=spec.name):
-        predict.predict_cells("img", field, cells, predictors, FusionSettings("weighted", weights))
+    name = profile.role("cell")[0].name
+    stand_ins[name] = StandInClassifier(profile.tile_size * 2, 3, np.zeros(NUM_CLASSES))
+    with overridden(values), pytest.raises(ValueError, match=name):
+        predict.predict_image("img", field)
 
 
 def test_the_image_is_found_by_prefix_or_by_a_channel_file(any_root):
@@ -243,3 +252,18 @@ def test_an_image_without_cells_still_gets_its_overlay(trained_run, pipeline_set
     printed = capsys.readouterr().out
     assert "64x48 px, 0 cell(s)" in printed and "no cells found" in printed and "\ncell " not in printed
     assert cv2.imread(str(out)).shape == (48, 64, 3)
+
+
+def test_the_runs_record_gives_the_defaults(tmp_path):
+    """A published run records its pipeline settings, so the command needs only --run."""
+    from stages.submit.publish import Submission
+
+    work = tmp_path / "work"
+    recorded = {"input": str(tmp_path / "data"), "external": str(tmp_path / "ext"), "profile": "hpa2021",
+                "shard_size": 7}
+    with overridden({"pipeline": {**recorded, "work": str(work)}}):
+        storage.write_json(storage.join(str(work), "published.json"), Submission().record())
+    with overridden({"pipeline": {"input": "elsewhere", "external": "", "profile": "demo", "shard_size": 32}}):
+        assert predict.configure(str(work)) == {"work": str(work), "input": recorded["input"], "profile": "hpa2021"}
+        assert predict.pipeline().external == recorded["external"] and predict.pipeline().shard_size == 7
+        assert predict.configure(str(work), input_uri="given", profile="demo")["input"] == "given"

@@ -11,27 +11,31 @@ from luigi.parameter import _no_value
 
 import stages
 from stages import runners
-from stages.synth.core import write_dataset
-from stages.tasking import ShardTask, StageTask
+from stages.dev.synth.core import write_dataset
+from stages.registry import STAGES, task_spec
+from stages.tasking import StageTask
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED_EXAMPLES = {"model": "cell.b0_ext_pseudo_e10", "fold": 0, "size": 64}
-
-
+# Written out here, not read from the declarations: the tasks that train or run a network, which the
+# docker and Kubernetes runners must give a GPU whatever the declarations say.
+NETWORK_TASKS = {"TrainCellModel", "TrainImageModel", "PredictCells", "PredictImages", "PredictImageOnCell",
+                 "TrainFoldModel", "TrainYolo", "Detect"}
 
 
 def stage_tasks() -> list[StageTask]:
-    """One instance of every stage task that stages exposes, with its required parameters filled in."""
+    """One instance of every declared task, with its required parameters filled in."""
     tasks = []
-    for name in stages.__all__:
-        task_class = getattr(stages, name)
-        if not (isinstance(task_class, type) and issubclass(task_class, StageTask)):
-            continue
-        values = {"shard": 3} if issubclass(task_class, ShardTask) else {}
-        for parameter, spec in task_class.get_params():
-            if parameter not in values and spec._default is _no_value:
-                values[parameter] = REQUIRED_EXAMPLES[parameter]
-        tasks.append(task_class(**values))
+    for stage in STAGES:
+        for spec in stage.tasks:
+            task_class = getattr(stages, spec.name)
+            values = {"shard": 3} if spec.per_shard else {}
+            for parameter, declared in task_class.get_params():
+                if parameter not in values and declared._default is _no_value:
+                    values[parameter] = REQUIRED_EXAMPLES[parameter]
+            if spec.name in ("TrainImageModel", "PredictImages"):
+                values["model"] = "image.b7_600_ext"
+            tasks.append(task_class(**values))
     return tasks
 
 
@@ -59,12 +63,40 @@ def test_docker_command_for_every_stage(tmp_path, pipeline_settings, runner_sett
         assert option(arguments, "--pipeline-work") == [str(work)]
         assert option(arguments, "--pipeline-input") == [str(data)]
         assert option(arguments, "--runner-mode") == ["inprocess"]  # the container runs the work itself
-        if isinstance(task, ShardTask):
+        if task.spec.per_shard:
             assert option(arguments, "--shard") == ["3"]
         assert f"{work}:{work}" in option(command, "-v") and f"{data}:{data}" in option(command, "-v")
         assert "AWS_SECRET_ACCESS_KEY" in option(command, "-e")
         assert "do-not-leak" not in " ".join(command)
-        assert (option(command, "--gpus") == ["device=0"]) == bool(task.needs_gpu)
+        stage, spec = task_spec(task.get_task_family())
+        assert runners.image_name(task) == stage.name  # the image is the declaring stage's
+        assert (option(command, "--gpus") == ["device=0"]) == spec.needs_gpu()
+
+
+def test_every_network_task_gets_a_gpu_from_both_runners(tmp_path, pipeline_settings, runner_settings, segment_config):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker", gpus="all")
+    for task in stage_tasks():
+        wants_gpu = task.get_task_family() in NETWORK_TASKS
+        assert ("--gpus" in runners.docker_command(task)) == wants_gpu, task
+        resources = runners.kubernetes_pod_spec(task)["containers"][0].get("resources", {})
+        assert (resources.get("limits", {}).get("nvidia.com/gpu") == 1) == wants_gpu, task
+    segment_task = stages.Segment(split="test", shard=0)
+    assert "--gpus" not in runners.docker_command(segment_task)  # classic segmentation is CPU work
+    segment_config(backend="hpacellseg", device="cuda:0")
+    assert option(runners.docker_command(segment_task), "--gpus") == ["all"]
+    assert runners.kubernetes_pod_spec(segment_task)["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    segment_config(backend="hpacellseg", device="cpu")
+    assert "--gpus" not in runners.docker_command(segment_task)
+
+
+def test_every_stage_has_its_image_tests_and_ci_entry():
+    for stage in STAGES:
+        assert (REPO / "images" / stage.name / "Dockerfile").exists(), stage.name
+        assert (REPO / "tests" / stage.name).is_dir(), stage.name
+        assert stage.whole in stages.__all__, stage.name
+        for spec in stage.tasks:
+            assert getattr(stages, spec.name).stage_name == stage.name
 
 
 def test_docker_command_on_s3_mounts_nothing(s3_root, pipeline_settings, runner_settings):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from stages import storage
-from stages.synth.core import write_dataset
+from stages.dev.synth.core import write_dataset
 from conftest import BUCKET
 
 REPO = Path(__file__).resolve().parents[1]

@@ -94,4 +94,4 @@ def test_s3_client_is_shared(s3_endpoint):
 def test_local_files_get_umask_permissions(tmp_path):
     uri = str(tmp_path / "shared.bin")
     storage.write_bytes(uri, b"x")
-    assert (tmp_path / "shared.bin").stat().st_mode & 0o777 == 0o666 & ~storage._UMASK
+    assert (tmp_path / "shared.bin").stat().st_mode & 0o777 == 0o644 & ~storage._UMASK

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from stages.zoo import ZOO_FILE, UnknownName, get_profile, load_zoo
+from stages.zoo import (
+    AUGMENTATIONS,
+    BACKBONES,
+    CHANNEL_SETS,
+    FUSION_MODES,
+    LOSSES,
+    LR_SCHEDULES,
+    ROLES,
+    ZOO_FILE,
+    FusionSettings,
+    InvalidSetting,
+    UnknownName,
+    get_profile,
+    load_zoo,
+)
 
 
 def edited_zoo(tmp_path, edit):
     document = yaml.safe_load(ZOO_FILE.read_text())
     edit(document)
     path = tmp_path / "zoo.yaml"
-    path.write_text(yaml.safe_dump(document))
+    path.write_text(yaml.safe_dump(document, sort_keys=False))  # the file's order: hpa2021 loads first
     return path
 
 
@@ -40,7 +56,8 @@ def test_unknown_profile_model_and_role_name_the_known_ones():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d["models"]["cell.b7_e1"].update(dropout=0.3), r"model cell.b7_e1: unknown setting\(s\) \['dropout'\]"),
+    (lambda d: d["models"]["cell.b7_e1"].update(dropout=0.3),
+     r"model cell.b7_e1 in profile hpa2021: unknown setting\(s\) \['dropout'\]"),
     (lambda d: d["profiles"]["demo"].update(lr_schedule="step"), "lr_schedule 'step' is not one of"),
     (lambda d: d["profiles"]["demo"].update(image_on_cell_model="image.nope"), "unknown model 'image.nope'"),
     (lambda d: d["profiles"]["demo"]["fusion"]["weights"].update(yolo=0.1), "unknown fusion source"),
@@ -50,3 +67,108 @@ def test_unknown_profile_model_and_role_name_the_known_ones():
 def test_a_malformed_zoo_fails_at_load(tmp_path, edit, message):
     with pytest.raises((UnknownName, ValueError), match=message):
         load_zoo(edited_zoo(tmp_path, edit))
+
+
+def set_model(name, profile=None, **settings):
+    """An edit that sets ``settings`` on zoo model ``name``: its base entry, or its ``profile`` override block."""
+    return lambda d: (d["models"][name] if profile is None else d["models"][name][profile]).update(settings)
+
+
+def set_profile(name, *keys, **settings):
+    def edit(d):
+        entry = d["profiles"][name]
+        for key in keys:
+            entry = entry[key]
+        entry.update(settings)
+    return edit
+
+
+@pytest.mark.parametrize("edit, start, allowed", [
+    (set_model("cell.b7_e1", "demo", backbone="EfficientNetB9"),
+     "model cell.b7_e1 in profile demo: backbone 'EfficientNetB9' is not", BACKBONES),
+    (set_model("image.b7_600_ext", loss="focal"),
+     "model image.b7_600_ext in profile hpa2021: loss 'focal' is not", LOSSES),
+    (set_model("cell.b0_ext_pseudo_e10", "demo", augment=["flip", "cutmixx"]),
+     "model cell.b0_ext_pseudo_e10 in profile demo: augment ['flip', 'cutmixx'] is not", AUGMENTATIONS),
+    (set_model("cell.b7_e1", channels="rgby"),
+     "model cell.b7_e1 in profile hpa2021: channels 'rgby' is not", CHANNEL_SETS),
+    (set_profile("demo", lr_schedule="step"), "profile demo: lr_schedule 'step' is not", LR_SCHEDULES),
+    (set_model("image.b7_720_ext", role="segmenter"),
+     "model image.b7_720_ext in profile hpa2021: role 'segmenter' is not", ROLES),
+    (set_profile("hpa2021", "fusion", mode="sum"), "profile hpa2021: fusion mode 'sum' is not", FUSION_MODES),
+    (set_model("cell.b7_e1", epochs="ten"),
+     "model cell.b7_e1 in profile hpa2021: epochs 'ten' is not", "an integer >= 1"),
+    (set_model("cell.b7_e1", "demo", input_size=1.5),
+     "model cell.b7_e1 in profile demo: input_size 1.5 is not", "an integer >= 1"),
+    (set_model("cell.b7_e1", epochs=True),
+     "model cell.b7_e1 in profile hpa2021: epochs True is not", "an integer >= 1"),
+    (set_model("cell.b7_e1", external_data="yes"),
+     "model cell.b7_e1 in profile hpa2021: external_data 'yes' is not", "true or false"),
+    (set_model("cell.b7_e1", augment="cutmix"),
+     "model cell.b7_e1 in profile hpa2021: augment 'cutmix' is not", f"a list of items from {AUGMENTATIONS}"),
+    (set_model("yolo.v5s", finetune_epochs=-1),
+     "model yolo.v5s in profile hpa2021: finetune_epochs -1 is not", "an integer >= 0"),
+    (set_model("cell.b7_e1", initial_weights="imagenet"),
+     "model cell.b7_e1 in profile hpa2021: initial_weights 'imagenet' is not", "which download"),
+    (set_profile("demo", "pseudo_label", folds=1), "profile demo: pseudo_label folds 1 is not", "an integer >= 2"),
+    (set_profile("demo", "pseudo_label", positive_threshold=1.5),
+     "profile demo: pseudo_label positive_threshold 1.5 is not", "a number in [0, 1]"),
+    (set_profile("demo", "fusion", "weights", image=-0.3),
+     "profile demo: fusion weight of image -0.3 is not", "a number >= 0"),
+    (set_profile("demo", "fusion", "weights", image="high"),
+     "profile demo: fusion weight of image 'high' is not", "a number >= 0"),
+    (set_profile("demo", batch_size=0), "profile demo: batch_size 0 is not", "an integer >= 1"),
+    (set_profile("demo", steps_per_epoch=2.5), "profile demo: steps_per_epoch 2.5 is not", "null or an integer >= 1"),
+    (set_profile("demo", validation_fraction=1.0),
+     "profile demo: validation_fraction 1.0 is not", "a number in (0, 1)"),
+    (set_profile("demo", learning_rate="fast"), "profile demo: learning_rate 'fast' is not", "a number > 0"),
+])
+def test_a_bad_value_names_its_model_or_profile_the_value_and_what_is_allowed(tmp_path, edit, start, allowed):
+    with pytest.raises(InvalidSetting) as caught:
+        load_zoo(edited_zoo(tmp_path, edit))
+    message = str(caught.value)
+    assert message.startswith(start), message
+    assert str(allowed) in message, message
+
+
+@pytest.mark.parametrize("edit, message", [
+    (set_model("yolo.v5s", backbone="EfficientNetB0"),
+     "model yolo.v5s in profile hpa2021: backbone: not read by a detector"),
+    (set_model("cell.b7_e1", "demo", finetune_epochs=2),
+     "model cell.b7_e1 in profile demo: finetune_epochs: not read by"),
+    (lambda d: d["models"]["cell.b7_e1"].pop("channels"), r"cell.b7_e1 in profile hpa2021: missing setting\(s\)"),
+    (set_model("cell.b7_e1", demo="small"), "cell.b7_e1 in profile demo: its demo block 'small' is not a mapping"),
+    (set_profile("demo", image_on_cell_model="cell.b7_e1"), "image_on_cell_model cell.b7_e1 is not an image model"),
+    (lambda d: d["profiles"]["demo"]["pseudo_label"].update(margin=0.1),
+     r"profile demo: unknown pseudo_label setting\(s\) \['margin'\]"),
+    (lambda d: d.update(defaults={}), "expected exactly the non-empty mappings"),
+])
+def test_settings_at_odds_with_the_model_or_the_file_fail_at_load(tmp_path, edit, message):
+    with pytest.raises((UnknownName, InvalidSetting), match=message):
+        load_zoo(edited_zoo(tmp_path, edit))
+
+
+def test_objects_built_in_code_are_checked_too():
+    spec = get_profile("demo").model("cell.b7_e1")
+    with pytest.raises(InvalidSetting, match=r"^model cell.b7_e1: loss 'focal' is not one of \('binary_crossentropy'"):
+        dataclasses.replace(spec, loss="focal")
+    assert dataclasses.replace(spec, augment=["flip"]).augment == ("flip",)  # kept hashable
+    with pytest.raises(InvalidSetting, match="fusion mode 'sum' is not one of"):
+        FusionSettings("sum", {"cell": 1.0})
+    with pytest.raises(UnknownName, match="unknown fusion source"):
+        FusionSettings("weighted", {"yolo": 1.0})
+
+
+def test_loading_the_zoo_imports_no_deep_learning_framework():
+    # a bare `stages` package: its __init__ imports every stage's tasks, and this is about the zoo alone
+    code = f"""
+import sys, types
+package = types.ModuleType("stages")
+package.__path__ = [{str(ZOO_FILE.parent)!r}]
+sys.modules["stages"] = package
+import stages.zoo
+stages.zoo.load_zoo()
+print(sorted({{name.split(".")[0] for name in sys.modules}} & {{"keras", "tensorflow", "torch", "jax"}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

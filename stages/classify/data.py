@@ -18,10 +18,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
+from stages.zoo import AUGMENTATIONS, CHANNEL_SETS
 
-CHANNEL_SETS = ("rgb", "green")
 GREEN = 1  # tiles hold (red, green, blue)
-AUGMENTATIONS = ("cutmix", "mixup", "flip", "rotate90")
 
 
 def label_matrix(labels: Sequence[str | Sequence[int]]) -> np.ndarray:
@@ -249,3 +248,17 @@ def per_class_auc(truth: np.ndarray, scores: np.ndarray) -> dict[int, float]:
     truth, scores = np.asarray(truth), np.asarray(scores)
     values = {index: roc_auc(truth[:, index] > 0.5, scores[:, index]) for index in range(truth.shape[1])}
     return {index: value for index, value in values.items() if not np.isnan(value)}
+
+
+class RowView:
+    """Some rows of an :class:`ArrayBank`, sliceable like an array (what prediction reads), without copying
+    them out first."""
+
+    def __init__(self, bank: ArrayBank, rows: np.ndarray):
+        self.bank, self.rows = bank, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: slice) -> np.ndarray:
+        return self.bank.take(self.rows[item])

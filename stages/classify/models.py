@@ -22,11 +22,8 @@ from pathlib import Path
 
 from stages.classes import NUM_CLASSES
 from stages.classify.data import input_channels
+from stages.zoo import BACKBONE_SOURCES, BACKBONES, DOWNLOADING_WEIGHTS, LOSSES
 
-BACKBONE_SOURCES = ("efficientnet", "keras_applications")
-BACKBONES = tuple(f"EfficientNetB{index}" for index in range(8))
-LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
-DOWNLOADING_WEIGHTS = ("imagenet", "noisy-student")
 # efficientnet.tfkeras' own preprocessing ("torch" mode): scale to [0, 1], then ImageNet mean and std.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,3 +154,22 @@ def load_classifier(path: str | os.PathLike):
                 f"on the TensorFlow backend, or train with backbone source 'keras_applications'"
             ) from error
         raise
+
+
+def classifier_bytes(model) -> bytes:
+    """The saved ``.keras`` file's bytes (Keras saves to a path only)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hpa-model-") as folder:
+        path = Path(folder) / "model.keras"
+        save_classifier(model, path)
+        return path.read_bytes()
+
+
+def classifier_from_bytes(data: bytes):
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hpa-model-") as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(data)
+        return load_classifier(path)

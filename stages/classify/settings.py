@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
-from stages.zoo import LR_SCHEDULES
+from stages.zoo import AUGMENTATIONS, LR_SCHEDULES
 
 WARMUP_FRACTION = 0.05
 
@@ -35,6 +35,9 @@ class TrainSettings:
     def __post_init__(self):
         if self.schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; known: {LR_SCHEDULES}")
+        # a bare string would pass as a sequence of one-letter names
+        if isinstance(self.augment, str) or set(self.augment) - set(AUGMENTATIONS):
+            raise ValueError(f"augment {self.augment!r} is not a list of items from {AUGMENTATIONS}")
 
     def content(self) -> dict:
         operational = {"run_eagerly", "jit_compile", "workers", "verbose"}

@@ -13,6 +13,7 @@ import numpy as np
 
 from stages.classify import data, models
 from stages.classify.settings import WARMUP_FRACTION, TrainSettings
+from stages.zoo import MIXING_AUGMENTATIONS
 
 
 class Batches(keras.utils.PyDataset):
@@ -148,7 +149,7 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     history = model.fit(train, validation_data=validation, epochs=settings.epochs, callbacks=callbacks,
                         verbose=settings.verbose)
     recalibrated = 0
-    if settings.recalibration_batches and set(settings.augment) & {"cutmix", "mixup"}:
+    if settings.recalibration_batches and set(settings.augment) & set(MIXING_AUGMENTATIONS):
         size = max(settings.batch_size, RECALIBRATION_BATCH)
         sample = np.random.default_rng([settings.seed, 2]).permutation(train_rows)
         clean = Batches(bank, targets, sample[:settings.recalibration_batches * size], spec.channels, size,
@@ -161,3 +162,18 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     return {"history": values, "train_samples": int(len(train_rows)), "validation_samples": int(len(validation_rows)),
             "steps_per_epoch": len(train), "batch_norm_momentum": momentum,
             "batch_norm_recalibration_batches": recalibrated, "seconds": round(seconds, 2)}
+
+
+def fit_classifier(spec, settings: TrainSettings, bank: data.ArrayBank, targets: np.ndarray, groups,
+                   rows: np.ndarray | None = None, weights: str | None = None, source: str = "efficientnet",
+                   log=print):
+    """Build zoo entry ``spec`` from seeded random (or ``weights``) and train it: ``(model, history, result)``,
+    the history one row per epoch (``epoch`` first), the result the counts and seconds."""
+    import pandas as pd
+
+    keras.utils.set_random_seed(settings.seed)
+    model = models.build_classifier(spec, weights=weights, source=source)
+    result = train_classifier(model, spec, bank, targets, groups, settings, rows=rows, log=log)
+    history = pd.DataFrame(result.pop("history"))
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return model, history, result

@@ -1,4 +1,4 @@
-"""What the detect stage reads and writes: the one place that names its files and table columns.
+"""What the detect stage writes: the one place its files and table columns are declared.
 
 Coordinates: every box is in the pixel frame of the *original* field of view, x = column, y = row, as
 pixel edges (pixel column i spans [i, i + 1)), exactly like the segment table's bbox with its exclusive
@@ -6,57 +6,39 @@ end. The detector image is the green channel repeated 3 times, resized (area int
 kept) so that its long side is the zoo's ``input_size``.
 """
 
-INPUTS = {
-    "manifest": "the split's manifest (stages.manifest): image ID, channel files, Label, per shard",
-    "images": "<input>/<split>/<ID>_green.<png|jpg|tif>: only the green channel is read",
-    "segment": "train split only: the segment stage's cells.csv per shard (bbox per cell)",
-    "zoo": "stages/zoo.yaml: the profile's detector entry (architecture, input_size, epochs, finetune_epochs, "
-    "initial_weights)",
-}
+from stages.artifacts import Artifact, table
 
-# ---- YoloExport: per train shard, <work>/detect/<fingerprint>/train/shard-NNNNN/
+# ---- YoloExport: per train shard
 IMAGE_DIR = "images"  # Ultralytics finds a label by replacing the last /images/ of the path with /labels/
 LABEL_DIR = "labels"
-IMAGE_FILE = "images/{image_id}.png"  # 8-bit, 3 identical channels (green), long side = input_size
-LABEL_FILE = "labels/{image_id}.txt"  # YOLO lines "class cx cy w h" (normalised); empty = background image
-EXPORT_INDEX_FILE = "index.csv"
-EXPORT_INDEX_COLUMNS = ("ID", "width", "height", "detector_width", "detector_height", "cells", "boxes")
+IMAGE = Artifact("images/{image_id}.png", "bytes", "8-bit, 3 identical channels (green), long side = input_size")
+LABEL = Artifact("labels/{image_id}.txt", "bytes", 'YOLO lines "class cx cy w h" (normalised); empty = background')
+EXPORT_INDEX = table("index.csv", "one row per image of the shard",
+                     {"ID": str, "width": "int64", "height": "int64", "detector_width": "int64",
+                      "detector_height": "int64", "cells": "int64", "boxes": "int64"})
 
-# ---- YoloDataset: the same folder's root, written after every shard
-DATASET_FILE = "dataset.yaml"  # no "path" key: Ultralytics takes the YAML's own folder as the root
-SUBSET_FILES = {"train": "train.txt", "val": "val.txt"}  # one "./shard-NNNNN/images/<ID>.png" per line
-SPLIT_FILE = "split.csv"
-SPLIT_COLUMNS = ("ID", "shard", "subset")
+# ---- YoloDataset: the train/val split over every export shard
+SUBSET_FILES = {"train": "train.txt", "val": "val.txt"}  # one "./shard-NNNNN/images/<ID>.png" per line,
+SUBSETS = tuple(Artifact(name, "bytes", f"the {subset} images, relative to the export root")  # of the export
+                for subset, name in SUBSET_FILES.items())
+SPLIT = table("split.csv", "every exported image's subset", {"ID": str, "shard": "int64", "subset": str})
+DATASET = Artifact("dataset.yaml", "bytes", "the Ultralytics dataset description (no path key: the YAML's "
+                   "own folder is the root)")
 
-# ---- TrainYolo: <work>/detect/<fingerprint>/train/
-WEIGHTS_FILE = "weights.pt"  # the final phase's best weights (Ultralytics checkpoint, optimizer stripped)
-PHASE_WEIGHTS_FILE = "weights_{phase}.pt"
-METRICS_FILE = "metrics.json"  # {"phases": [{"phase", "epochs", "metrics": {...}}], "final": {...}}
-RESULTS_FILE = "results_{phase}.csv"  # Ultralytics' per-epoch results table of each phase
+# ---- TrainYolo
+WEIGHTS = Artifact("weights.pt", "bytes", "the final phase's best weights (Ultralytics checkpoint)")
+PHASE_WEIGHTS = Artifact("weights_{phase}.pt", "bytes", "each phase's best weights")
+METRICS = Artifact("metrics.json", "json", '{"phases": [{"phase", "epochs", "metrics": {...}}], "final": {...}}')
+RESULTS = Artifact("results_{phase}.csv", "bytes", "Ultralytics' per-epoch results table of each phase")
 
-# ---- Detect: per shard, <work>/detect/<fingerprint>/<split>/shard-NNNNN/
-BOXES_FILE = "boxes.csv"
-BOX_COLUMNS = ("ID", "class", "confidence", "x0", "y0", "x1", "y1")
+# ---- Detect: per shard
 BOX_DTYPES = {"ID": "str", "class": "int64", "confidence": "float64",
               "x0": "float64", "y0": "float64", "x1": "float64", "y1": "float64"}
-DETECT_IMAGES_FILE = "images.csv"
-DETECT_IMAGES_COLUMNS = ("ID", "width", "height", "boxes")
-
-OUTPUTS = {
-    "YoloExport": f"{IMAGE_FILE}, {LABEL_FILE}, {EXPORT_INDEX_FILE} ({', '.join(EXPORT_INDEX_COLUMNS)})",
-    "YoloDataset": f"{DATASET_FILE}, {', '.join(SUBSET_FILES.values())}, {SPLIT_FILE} ({', '.join(SPLIT_COLUMNS)})",
-    "TrainYolo": f"{WEIGHTS_FILE}, {METRICS_FILE}, {RESULTS_FILE}",
-    "Detect": f"{BOXES_FILE} ({', '.join(BOX_COLUMNS)}; original-image pixels, x = column, y = row), "
-    f"{DETECT_IMAGES_FILE} ({', '.join(DETECT_IMAGES_COLUMNS)}; every image of the shard, 0 boxes allowed)",
-}
-
-
-def image_file(image_id: str) -> str:
-    return IMAGE_FILE.format(image_id=image_id)
-
-
-def label_file(image_id: str) -> str:
-    return LABEL_FILE.format(image_id=image_id)
+BOXES = table("boxes.csv", "boxes in original-image pixels (x = column, y = row) with class and confidence",
+              BOX_DTYPES)
+BOX_COLUMNS = BOXES.columns
+DETECT_IMAGES = table("images.csv", "every image of the shard, 0 boxes allowed",
+                      {"ID": str, "width": "int64", "height": "int64", "boxes": "int64"})
 
 
 def label_path(image_path: str) -> str:

@@ -240,3 +240,26 @@ def box_recall(truth: np.ndarray, predicted: np.ndarray, iou: float = 0.5) -> tu
     if len(predicted) == 0:
         return 0, len(truth)
     return int((box_iou(truth, predicted).max(axis=1) >= iou).sum()), len(truth)
+
+
+def export_image(green: np.ndarray, bboxes: np.ndarray, labels: list[int], size: int) -> tuple[bytes, bytes, tuple]:
+    """One image of the detector dataset: ``(PNG bytes, label file bytes, index row)``; the index row is
+    ``(width, height, detector_width, detector_height, cells, boxes)``."""
+    height, width = green.shape
+    image = detector_image(green, size)
+    lines = label_lines(bboxes, labels, height, width)
+    text = "\n".join(lines) + "\n" if lines else ""
+    return encode_png(image), text.encode(), (width, height, image.shape[1], image.shape[0], len(bboxes), len(lines))
+
+
+def dataset_lists(images: pd.DataFrame, validation_fraction: float) -> tuple[dict[str, bytes], pd.DataFrame, dict]:
+    """The train/val split of every exported image (``ID, shard, folder``; ``folder`` the shard's folder name
+    under the export root): ``({subset: list file bytes}, split table (ID, shard, subset), dataset YAML)``."""
+    subset = assign_subsets(images["ID"], validation_fraction, seed=0)
+    images = images.assign(subset=images["ID"].map(subset))
+    lists = {}
+    for name in SUBSET_FILES:
+        chosen = images[images["subset"] == name]
+        lines = [f"./{folder}/images/{image_id}.png" for folder, image_id in zip(chosen["folder"], chosen["ID"])]
+        lists[name] = ("\n".join(lines) + "\n" if lines else "").encode()
+    return lists, images[["ID", "shard", "subset"]], dataset_yaml(has_validation=bool((images["subset"] == "val").any()))

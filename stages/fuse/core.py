@@ -1,6 +1,6 @@
 """Fusion of per-cell score tables (SPEC 3.9): numpy and pandas in, one table out.
 
-Every source table has the columns ``ID, cell_id, class_0 .. class_18`` (fuse.contract.TABLE_COLUMNS),
+Every source table has the columns ``ID, cell_id, class_0 .. class_18`` (stages.scores.TABLE_COLUMNS),
 one row per cell. A source may arrive as several tables (the cell models, the image models): its score is
 their plain mean. Sources are then combined per (cell, class) with the profile's weights:
 
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from stages.classes import SCORE_COLUMNS
-from stages.fuse.contract import KEY_COLUMNS, TABLE_COLUMNS
+from stages.scores import KEY_COLUMNS, TABLE_COLUMNS
+from stages.zoo import FUSION_MODES as MODES
 
-MODES: tuple[str, ...] = ("weighted", "multiplicative")
 EPS = 1e-6
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 
 from stages.classes import CHANNELS, parse_labels
 from stages.fields import CHANNEL_EXTENSIONS
+from stages.manifest.contract import MANIFEST
 
-MANIFEST_COLUMNS: tuple[str, ...] = ("ID", "shard", *CHANNELS, "Label")
+MANIFEST_COLUMNS: tuple[str, ...] = MANIFEST.columns
 EXTERNAL_SPLIT = "external"
 INPUT_SPLITS: tuple[str, ...] = ("train", "test")  # the input root's; external data adds the third
 SPLITS: tuple[str, ...] = (*INPUT_SPLITS, EXTERNAL_SPLIT)
@@ -81,10 +82,3 @@ def shard_rows(manifest: pd.DataFrame, shard: int) -> pd.DataFrame:
     if rows.empty:
         raise ValueError(f"shard {shard} does not exist: the manifest has {shard_count(manifest)} shard(s)")
     return rows.reset_index(drop=True)
-
-
-def read_manifest_table(data: pd.DataFrame) -> pd.DataFrame:
-    """A manifest read back from CSV, with empty cells as "" (pandas reads them as NaN)."""
-    text_columns = ["ID", *CHANNELS, "Label"]
-    data[text_columns] = data[text_columns].astype(object).fillna("").astype(str)
-    return data

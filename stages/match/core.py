@@ -20,7 +20,8 @@ from scipy.spatial import cKDTree
 
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.detect.contract import BOX_COLUMNS
-from stages.match.contract import SCORE_TABLE_COLUMNS, SCORE_TABLE_DTYPES
+from stages.scores import TABLE_COLUMNS as SCORE_TABLE_COLUMNS
+from stages.scores import TABLE_DTYPES as SCORE_TABLE_DTYPES
 
 CELL_COLUMNS = ("ID", "cell_id", "centroid_y", "centroid_x")
 

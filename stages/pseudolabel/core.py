@@ -16,11 +16,15 @@ lower threshold). Both thresholds are settings of the zoo profile (``pseudo_labe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from stages.classes import NEGATIVE, NUM_CLASSES, SCORE_COLUMNS, format_labels
+from stages.classes import CLASS_NAMES, NEGATIVE, NUM_CLASSES, SCORE_COLUMNS, format_labels, parse_labels
+
+if TYPE_CHECKING:  # the zoo's settings type; imported for the annotation only, the rule reads four attributes
+    from stages.zoo import PseudoLabelSettings
 
 LABEL_COLUMNS = ("ID", "cell_id", "split", "Label")
 
@@ -66,3 +70,49 @@ def pseudo_label_table(scores: pd.DataFrame, positive_threshold: float = 0.8,
     })
     kept = np.array([bool(classes) for classes in lists], dtype=bool)
     return table.loc[kept, list(LABEL_COLUMNS)].reset_index(drop=True)
+
+
+def pseudo_label_summary(scores: pd.DataFrame, labels: pd.DataFrame, rule: PseudoLabelSettings) -> dict:
+    """The stage's ``summary.json``: how many out-of-fold tiles (``scores``' rows) the rule kept and dropped
+    (``labels``: :func:`pseudo_label_table` of them), under which settings (``rule``: the profile's
+    ``pseudo_label`` block), and how many kept tiles carry each class, keyed ``"<index> <name>"`` so the file
+    reads without the class table at hand."""
+    counts = np.zeros(NUM_CLASSES, np.int64)
+    for label in labels["Label"]:
+        counts[parse_labels(label)] += 1
+    return {
+        "tiles": int(len(scores)), "kept": int(len(labels)), "dropped": int(len(scores) - len(labels)),
+        "positive_threshold": rule.positive_threshold, "negative_threshold": rule.negative_threshold,
+        "folds": rule.folds, "model": rule.model,
+        "tiles_per_class": {f"{index} {name}": int(count)
+                            for index, (name, count) in enumerate(zip(CLASS_NAMES, counts))},
+    }
+
+
+def pseudo_labels(scores: pd.DataFrame, rule: PseudoLabelSettings) -> tuple[pd.DataFrame, dict]:
+    """Every tile's out-of-fold scores through the rule: ``(kept tiles with their label, summary)``, i.e.
+    :func:`pseudo_label_table` and :func:`pseudo_label_summary` in one call."""
+    labels = pseudo_label_table(scores, rule.positive_threshold, rule.negative_threshold)
+    return labels, pseudo_label_summary(scores, labels, rule)
+
+
+def pseudo_targets(labels: pd.DataFrame, index: pd.DataFrame, weak: np.ndarray, covered_splits) -> tuple:
+    """Targets for a cell model trained on pseudo labels: ``(targets, rows, record)``.
+
+    ``labels``: the pseudo-label table (``ID, cell_id, split, Label``); ``index``: the model's tiles (``ID,
+    cell_id, split``); ``weak``: their weak targets. Tiles of a split the pseudo labels cover take their
+    pseudo label, or are left out where the rule dropped them; tiles of any other split keep their weak
+    label. ``rows``: the tiles kept.
+    """
+    from stages.classify.data import label_matrix
+
+    keys = index[["split", "ID", "cell_id"]].astype({"split": str, "ID": str, "cell_id": np.int64})
+    found = keys.merge(labels, on=["split", "ID", "cell_id"], how="left", validate="one_to_one")["Label"]
+    covered = keys["split"].isin(list(covered_splits)).to_numpy()
+    labelled = covered & found.notna().to_numpy()
+    targets = weak.copy()
+    targets[labelled] = label_matrix(found[labelled].astype(str).tolist())
+    keep = ~covered | labelled
+    record = {"labels": "pseudo labels", "pseudo_labelled_tiles": int(labelled.sum()),
+              "dropped_tiles": int((~keep).sum()), "weak_labelled_tiles": int((~covered).sum())}
+    return targets, np.flatnonzero(keep), record

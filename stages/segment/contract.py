@@ -1,31 +1,22 @@
-"""What the segment stage reads and writes: the one place that names its files and table columns.
+"""What the segment stage writes: the one place its files and table columns are declared.
 
-The task writes, and downstream stages (tile, match, submit) read, through these names; the tests check
-the artifacts against them.
+Per shard folder ``<work>/segment/<fingerprint>/<split>/shard-NNNNN/``; downstream stages (tile, match,
+submit) read through these artifacts.
 """
 
-INPUTS = {
-    "manifest": "the split's manifest (stages.manifest): image ID and its four channel files per shard",
-    "images": "<input>/<split>/<ID>_<red|green|blue|yellow>.<png|jpg|tif> (read by stages.fields)",
-}
+from stages.artifacts import Artifact, table
 
-# Per shard folder <work>/segment/<fingerprint>/<split>/shard-NNNNN/
-LABELS_FILE = "{image_id}.npz"  # arrays "cells" and "nuclei": uint16 (H, W), 0 = background, ids 1..N match
 LABEL_ARRAYS = ("cells", "nuclei")
-CELLS_FILE = "cells.csv"  # one row per cell of every image in the shard
-IMAGES_FILE = "images.csv"  # one row per image, including images without a cell
-
 BBOX_COLUMNS = ("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")  # y1/x1 exclusive
-CELL_TABLE_COLUMNS = ("cell_id", *BBOX_COLUMNS, "centroid_y", "centroid_x", "area")
-CELLS_COLUMNS = ("ID", *CELL_TABLE_COLUMNS)
-IMAGES_COLUMNS = ("ID", "width", "height", "cells")
+CELL_TABLE_DTYPES = {"cell_id": "int64", **{column: "int64" for column in BBOX_COLUMNS},
+                     "centroid_y": "float64", "centroid_x": "float64", "area": "int64"}
+CELL_TABLE_COLUMNS = tuple(CELL_TABLE_DTYPES)
 
-OUTPUTS = {
-    LABELS_FILE: f"per image: {', '.join(LABEL_ARRAYS)} label images (uint16; cell k contains nucleus k)",
-    CELLS_FILE: f"columns {', '.join(CELLS_COLUMNS)}; bbox y1/x1 exclusive; centroid in pixels (y = row, x = column)",
-    IMAGES_FILE: f"columns {', '.join(IMAGES_COLUMNS)}; cells = number of cells found (0 allowed)",
-}
-
-
-def labels_file(image_id: str) -> str:
-    return LABELS_FILE.format(image_id=image_id)
+LABELS = Artifact("{image_id}.npz", "arrays", "per image: uint16 (H, W) label images, 0 = background; cell k "
+                  "contains nucleus k", arrays=LABEL_ARRAYS)
+CELLS = table("cells.csv", "one row per cell of every image in the shard; bbox y1/x1 exclusive; centroid in "
+              "pixels (y = row, x = column)", {"ID": str, **CELL_TABLE_DTYPES})
+IMAGES = table("images.csv", "one row per image, including images without a cell",
+               {"ID": str, "width": "int64", "height": "int64", "cells": "int64"})
+CELLS_COLUMNS = CELLS.columns
+IMAGES_COLUMNS = IMAGES.columns

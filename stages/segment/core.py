@@ -8,12 +8,14 @@ Both return uint16 ``(cells, nuclei)`` with ids 1..N where cell k contains nucle
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from stages.segment.classic import segment_classic
+from stages.segment.contract import CELLS_COLUMNS, IMAGES_COLUMNS
 from stages.segment.hpacellseg_backend import MissingPieceError, hpacellseg_segmenter, segment_hpacellseg
 from stages.segment.labels import cell_table, consistent_labels
 
@@ -26,6 +28,7 @@ __all__ = [
     "make_segmenter",
     "segment_classic",
     "segment_hpacellseg",
+    "segment_shard",
 ]
 
 BACKENDS = ("classic", "hpacellseg")
@@ -70,3 +73,35 @@ def make_segmenter(settings: SegmentSettings) -> Callable[[np.ndarray], tuple[np
     if settings.backend == "hpacellseg":
         return hpacellseg_segmenter(settings)
     return functools.partial(segment_classic, settings=settings)
+
+
+def segment_shard(
+    image_ids: Sequence[str],
+    load_field: Callable[[str], np.ndarray],
+    segment_field: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    save_labels: Callable[[str, np.ndarray, np.ndarray], None],
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A shard's images through a segmenter, one field at a time: ``(cells table, images table)``.
+
+    ``load_field(ID)``: the image's ``(H, W, 4)`` field; ``segment_field``: :func:`make_segmenter`'s
+    function (or any field -> ``(cells, nuclei)``); ``save_labels(ID, cells, nuclei)`` receives each image's
+    label images as soon as they exist, so a shard's label images are never all in memory. The cells table
+    (``contract.CELLS_COLUMNS``) has every cell of every image in image order; the images table
+    (``contract.IMAGES_COLUMNS``) one row per image, an image without cells included.
+    ``progress(message, percent)``, if given, hears of each image before it is segmented.
+    """
+    tables, sizes = [], []
+    for number, image_id in enumerate(image_ids, start=1):
+        if progress is not None:
+            progress(f"{image_id}: image {number}/{len(image_ids)}", 100 * (number - 1) // len(image_ids))
+        field = load_field(image_id)
+        cells, nuclei = segment_field(field)
+        save_labels(image_id, cells, nuclei)
+        table = cell_table(cells)
+        table.insert(0, "ID", image_id)
+        tables.append(table)
+        sizes.append((image_id, field.shape[1], field.shape[0], len(table)))
+    # An empty shard still gets both tables (headers only): downstream readers expect the files' columns.
+    cells_table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(CELLS_COLUMNS))
+    return cells_table, pd.DataFrame(sizes, columns=list(IMAGES_COLUMNS))

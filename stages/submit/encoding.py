@@ -183,3 +183,13 @@ def parse_prediction_string(text: str, height: int, width: int, decode: bool = T
         klass, confidence, mask = int(tokens[index]), float(tokens[index + 1]), tokens[index + 2]
         out.append((klass, confidence, decode_mask(mask, height, width) if decode else mask))
     return out
+
+
+def in_manifest_order(parts: list[pd.DataFrame], image_ids: list[str]) -> pd.DataFrame:
+    """Shards' submission rows as one table in the manifest's order; an image of the manifest without a row
+    is an error (a lost image must never pass as an image without cells)."""
+    table = pd.concat(parts, ignore_index=True).set_index("ID")
+    missing = sorted(set(image_ids) - set(table.index))
+    if missing:
+        raise ValueError(f"no submission row for {len(missing)} image(s) of the manifest, e.g. {missing[:3]}")
+    return table.loc[image_ids].reset_index()[list(SUBMISSION_COLUMNS)]

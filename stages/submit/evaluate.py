@@ -19,7 +19,7 @@ For each class c, following the Open Images challenge evaluator (TF object detec
 
 Two ways in, one metric:
 
-- label images (the pipeline's own cells, :func:`evaluate`): the IoUs of all predicted cells with all
+- label images (the pipeline's own cells, :func:`evaluate_sources`): the IoUs of all predicted cells with all
   truth cells of an image come from one joint histogram (``bincount`` of ``pred * K + truth``), never
   from per-pair masks, and are reused for every score table of an ablation;
 - a submission table (:func:`evaluate_submission`): predicted masks may overlap or repeat, so IoUs are
@@ -28,18 +28,14 @@ Two ways in, one metric:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import zlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from pycocotools import mask as coco_mask
 
 from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS, parse_labels
 from stages.submit.contract import IOU_THRESHOLD
-from stages.submit.encoding import cell_rle_counts
 
 
 def iou_matrix(pred_labels: np.ndarray, truth_labels: np.ndarray) -> np.ndarray:
@@ -124,26 +120,6 @@ def image_overlap(
     """Overlap of a predicted label image with the truth (keys = predicted cell ids)."""
     ids, classes = truth_class_matrix(truth_cells)
     return ImageOverlap(_pick(iou_matrix(pred_labels, truth_labels), ids, 1), ids, classes)
-
-
-def truth_rles(truth_labels: np.ndarray, truth_ids: np.ndarray) -> list[dict]:
-    """COCO RLEs of the given truth cells (a cell without pixels gets an empty mask), one pass."""
-    height, width = np.asarray(truth_labels).shape
-    counts = cell_rle_counts(truth_labels)
-    empty = np.array([height * width])
-    objects = [{"size": [height, width], "counts": counts.get(int(cell_id), empty)} for cell_id in truth_ids]
-    return coco_mask.frPyObjects(objects, height, width) if objects else []
-
-
-def rle_overlap(
-    pred_rles: list[dict], truth_labels: np.ndarray, truth_cells: Mapping[int, Iterable[int]] | pd.DataFrame
-) -> ImageOverlap:
-    """Overlap of possibly overlapping predicted masks (COCO RLEs) with the truth (keys = list index)."""
-    ids, classes = truth_class_matrix(truth_cells)
-    iou = np.zeros((len(pred_rles), ids.size))
-    if len(pred_rles) and ids.size:
-        iou = np.asarray(coco_mask.iou(pred_rles, truth_rles(truth_labels, ids), [0] * ids.size), dtype=np.float64)
-    return ImageOverlap(iou.reshape(len(pred_rles), ids.size), ids, classes)
 
 
 def match_image(
@@ -267,8 +243,44 @@ class Evaluation:
         }
 
 
-def _by_image(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+class MissingTruth(ValueError):
+    """An evaluated image without truth rows: scored against nothing, a wrong truth folder would hide
+    behind a plausible mAP."""
+
+
+def rows_by_image(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(image_id): rows for image_id, rows in table.groupby(table["ID"].astype(str), sort=False)}
+
+
+def truth_rows_of(truth_of: Mapping[str, pd.DataFrame], image_id: str) -> pd.DataFrame:
+    if image_id not in truth_of:
+        raise MissingTruth(f"image {image_id}: no truth cells in the truth table")
+    return truth_of[image_id]
+
+
+def evaluate_sources(
+    images: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    tables: Mapping[str, pd.DataFrame],
+    truth_cells: pd.DataFrame,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> dict[str, dict]:
+    """Every score table over the same images (an ablation), each image's IoUs computed once.
+
+    ``images``: ``(image ID, predicted labels, truth labels)`` in evaluation order, consumed one at a time
+    (a generator that reads each pair when asked keeps one image in memory); ``tables``: name -> score table
+    ``ID, cell_id`` + SCORE_COLUMNS; ``truth_cells``: truth/cells.csv (``ID, cell_id, Label``). Returns name
+    -> :meth:`Evaluation.result`, in ``tables``' order. An image without score rows in a table predicts
+    nothing there (its truth cells count as missed); an image without truth rows raises :class:`MissingTruth`.
+    """
+    evaluations = {name: Evaluation(iou_threshold) for name in tables}
+    rows_of = {name: rows_by_image(table) for name, table in tables.items()}
+    truth_of = rows_by_image(truth_cells)
+    for image_id, pred, truth in images:
+        image_id = str(image_id)
+        overlap = image_overlap(pred, truth, truth_rows_of(truth_of, image_id))
+        for name, evaluation in evaluations.items():
+            evaluation.add_rows(overlap, rows_of[name].get(image_id))
+    return {name: evaluation.result() for name, evaluation in evaluations.items()}
 
 
 def evaluate(
@@ -279,53 +291,10 @@ def evaluate(
     scores: pd.DataFrame | Mapping[str, pd.DataFrame],
     iou_threshold: float = IOU_THRESHOLD,
 ) -> dict:
-    """Evaluate one score table, or several over the same images (an ablation; IoUs computed once).
-
-    ``pred_labels`` / ``truth_labels``: per image ID its predicted and truth label images (any Mapping,
-    so a lazy loader reading one image at a time works); ``truth_cells``: truth/cells.csv (``ID, cell_id,
-    Label``); ``scores``: a table ``ID, cell_id`` + SCORE_COLUMNS, or a mapping name -> table. Returns
-    :meth:`Evaluation.result`'s dict, or name -> such dict when a mapping was given. An image without
-    score rows predicts nothing (its truth cells count as missed).
-    """
+    """:func:`evaluate_sources` with the label images looked up by ID in two Mappings (lazy ones work);
+    ``scores`` one table (returns its result) or name -> table (returns name -> result)."""
     single = isinstance(scores, pd.DataFrame)
     tables = {"scores": scores} if single else dict(scores)
-    evaluations = {name: Evaluation(iou_threshold) for name in tables}
-    rows_of = {name: _by_image(table) for name, table in tables.items()}
-    truth_of = _by_image(truth_cells)
-    no_truth = truth_cells.iloc[:0]
-    for image_id in map(str, image_ids):
-        overlap = image_overlap(pred_labels[image_id], truth_labels[image_id], truth_of.get(image_id, no_truth))
-        for name, evaluation in evaluations.items():
-            evaluation.add_rows(overlap, rows_of[name].get(image_id))
-    results = {name: evaluation.result() for name, evaluation in evaluations.items()}
+    images = ((image_id, pred_labels[image_id], truth_labels[image_id]) for image_id in map(str, image_ids))
+    results = evaluate_sources(images, tables, truth_cells, iou_threshold)
     return results["scores"] if single else results
-
-
-def evaluate_submission(
-    submission: pd.DataFrame,
-    truth_labels: Mapping[str, np.ndarray],
-    truth_cells: pd.DataFrame,
-    iou_threshold: float = IOU_THRESHOLD,
-) -> dict:
-    """Score a Kaggle submission table (``ID, ImageWidth, ImageHeight, PredictionString``) against the
-    truth, masks compared as RLEs (no mask is decoded). Every submission image needs a truth label image."""
-    truth_of = _by_image(truth_cells)
-    no_truth = truth_cells.iloc[:0]
-    evaluation = Evaluation(iou_threshold)
-    for row in submission.itertuples(index=False):
-        image_id = str(row.ID)
-        truth = np.asarray(truth_labels[image_id])
-        height, width = int(row.ImageHeight), int(row.ImageWidth)
-        if truth.shape != (height, width):
-            raise ValueError(f"image {image_id}: submission says {width}x{height}, truth is {truth.shape[1]}x{truth.shape[0]}")
-        tokens = row.PredictionString.split() if isinstance(row.PredictionString, str) else []
-        if len(tokens) % 3:
-            raise ValueError(f"image {image_id}: a PredictionString holds triples, got {len(tokens)} tokens")
-        masks: dict[str, int] = {}
-        keys = [masks.setdefault(text, len(masks)) for text in tokens[2::3]]
-        rles = [
-            {"size": [height, width], "counts": zlib.decompress(base64.b64decode(text))} for text in masks
-        ]
-        overlap = rle_overlap(rles, truth, truth_of.get(image_id, no_truth))
-        evaluation.add(overlap, keys, [int(token) for token in tokens[0::3]], [float(token) for token in tokens[1::3]])
-    return evaluation.result()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.metadata
 import json
+import platform
 from collections.abc import Mapping, Sequence
 
 import cv2
@@ -19,11 +21,19 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
-from stages.segment.overlay import composite
+from stages.fields import composite
+from stages.submit.summary import FUSED, score_text
+from stages.zoo import FusionSettings
 
 OUTLINE = (255, 255, 255)
 TEXT = (255, 255, 0)
 SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+# Both TensorFlow and ultralytics names: whichever build is installed is the one a reader needs to know.
+VERSIONED_PACKAGES = (
+    "numpy", "pandas", "luigi", "pycocotools", "opencv-python-headless", "scikit-image", "scipy",
+    "tensorflow", "tensorflow-cpu", "keras", "efficientnet", "torch", "torchvision",
+    "ultralytics-opencv-headless", "ultralytics", "boto3",
+)
 
 
 def top_classes(scores: pd.DataFrame, k: int = 2) -> dict[int, list[tuple[int, float]]]:
@@ -176,3 +186,64 @@ def render_html(
         for name, version in versions.items()) + "</table>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def figure(image_id: str, field: np.ndarray, cells: np.ndarray, scores: pd.DataFrame, max_side: int,
+           label: object = None) -> tuple[str, bytes, str]:
+    """One report image: ``(image ID, PNG bytes, caption)`` for :func:`render_html`. ``scores``: a score
+    table holding (at least) this image's rows; ``label``: the image's labels from the manifest, if any."""
+    top = top_classes(scores[scores["ID"] == image_id])
+    png = png_bytes(annotate(field, cells, top, max_side))
+    caption = f"{image_id}: {field.shape[1]}x{field.shape[0]}, {len(top)} cell(s)"
+    if label:
+        caption += f", image labels {label}"
+    return image_id, png, caption
+
+
+def report_html(
+    split: str,
+    image_count: int,
+    evaluation: Mapping | None,
+    figures: Sequence[tuple[str, bytes, str]],
+    fusion: FusionSettings,
+    run_settings: Mapping[str, object],
+    versions: Mapping[str, str],
+    submission_uri: str,
+    written: str,
+) -> str:
+    """The whole report of a run. ``evaluation``: the run's ``evaluation.json`` document
+    (:func:`stages.submit.summary.evaluation_document`), None where no truth is known; ``figures``: from
+    :func:`figure`; ``run_settings``: what else the reader should see of the configuration (pipeline,
+    segment, fingerprints), to which the fusion and the truth's URI are added; ``written``: when, as text
+    (the caller's clock keeps this function pure)."""
+    results = None
+    if evaluation is not None:
+        results = {FUSED: evaluation[FUSED],
+                   **{f"{source} alone": result for source, result in evaluation["sources"].items()}}
+    summary = {
+        "split": split,
+        "images": image_count,
+        "submission": submission_uri,
+        "fused mAP": score_text(evaluation["mAP"]) if evaluation else "no truth",
+        "fusion": f"{fusion.mode}: " + ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items() if v),
+        "written": written,
+    }
+    settings = {
+        **run_settings,
+        "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights)},
+        # the evaluation's own record of its truth: the URI these numbers were measured against
+        "truth": evaluation["truth"] if evaluation else None,
+    }
+    return render_html(f"HPA single-cell classification: {split} run", summary, results, figures, settings,
+                       versions)
+
+
+def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Python, the platform and each installed package's version (packages not installed are left out)."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions

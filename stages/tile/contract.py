@@ -1,31 +1,26 @@
-"""What the tile stage reads and writes: the one place that names its files, arrays and columns.
+"""What the tile stage writes: the one place its files, arrays and columns are declared.
 
-The task writes, and downstream stages (classify, pseudolabel) read through ``stages.tile.task.load_tiles``,
-by these names; the tests check the artifacts against them.
+``Tile`` (per shard folder ``<work>/tile/<fingerprint>/<split>/shard-NNNNN/``): row i of the tiles, the
+image-on-cell inputs and the index belong together. ``ImageInputs`` (per shard, per input size): the image
+models' whole-image inputs. Plain ``.npy``, readable by TensorFlow, JAX and torch code alike.
 """
 
 import numpy as np
 
-from stages.segment import contract as segment
+from stages.artifacts import Artifact, table
 
-INPUTS = {
-    "manifest": "the split's manifest (stages.manifest): image ID and its four channel files per shard",
-    "images": "<input>/<split>/<ID>_<red|green|blue|yellow>.<png|jpg|tif> (read by stages.fields)",
-    "segment": f"the shard's {segment.LABELS_FILE} (the '{segment.LABEL_ARRAYS[0]}' label image; nuclei are not "
-               f"tiled) and {segment.CELLS_FILE} (which cells to tile, in that order)",
-}
-
-# Per shard folder <work>/tile/<fingerprint>/<split>/shard-NNNNN/
-TILES_FILE = "tiles.npy"
-IMAGE_ON_CELL_FILE = "image_on_cell.npy"
-INDEX_FILE = "index.csv"
-INDEX_DTYPES = {"ID": str, "cell_id": "int64"}
-INDEX_COLUMNS = tuple(INDEX_DTYPES)
 TILE_CHANNELS = ("red", "green", "blue")  # green x3 is channel 1 repeated at batch time: not stored
 ARRAY_DTYPE = np.dtype(np.uint8)
 
-OUTPUTS = {
-    TILES_FILE: f"(N, S, S, {len(TILE_CHANNELS)}) uint8, channels {', '.join(TILE_CHANNELS)}; S = profile tile_size",
-    IMAGE_ON_CELL_FILE: "(N, I, I) uint8 green; I = input size of the profile's image-on-cell model",
-    INDEX_FILE: f"columns {', '.join(INDEX_COLUMNS)}; row i describes tile i and image-on-cell input i",
-}
+TILES = Artifact("tiles.npy", "array", f"(N, S, S, {len(TILE_CHANNELS)}) uint8, channels "
+                 f"{', '.join(TILE_CHANNELS)}; S = the profile's tile_size", dtype="uint8")
+IMAGE_ON_CELL = Artifact("image_on_cell.npy", "array", "(N, I, I) uint8 green, every non-cell pixel zeroed; I = "
+                         "input size of the profile's image-on-cell model", dtype="uint8")
+INDEX = table("index.csv", "row i describes tile i and image-on-cell input i", {"ID": str, "cell_id": "int64"})
+INDEX_COLUMNS = INDEX.columns
+INDEX_DTYPES = dict(INDEX.dtypes)
+
+IMAGE_INPUTS = Artifact("green.npy", "array", "(N, S, S) uint8: each image's green channel square-padded and "
+                        "area-resized to the image model's input size S", dtype="uint8")
+IMAGE_INDEX = table("index.csv", "row i = image i of green.npy",
+                    {"ID": str, "width": "int64", "height": "int64", "Label": str})

@@ -7,18 +7,21 @@ the aspect ratio survives, then shrink with area interpolation.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
+import pandas as pd
 from scipy import ndimage, sparse
 
 from stages.classes import CHANNELS
-from stages.tile.contract import ARRAY_DTYPE, TILE_CHANNELS
+from stages.segment.contract import BBOX_COLUMNS
+from stages.tile.contract import ARRAY_DTYPE, INDEX_COLUMNS, TILE_CHANNELS
 
 _TILE_PLANES = [CHANNELS.index(channel) for channel in TILE_CHANNELS]
 if _TILE_PLANES != [0, 1, 2]:  # cell_tiles keeps planes 0-2 with OpenCV's RGBA -> RGB
     raise ImportError(f"tile channels {TILE_CHANNELS} must be the first three of {CHANNELS}")
+_GREEN = CHANNELS.index("green")
 
 
 def square_pad_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -131,3 +134,64 @@ def _band(weights: sparse.csr_array) -> tuple[sparse.csr_array, slice]:
     """These input positions' weights cut to the band of output positions they reach, and that band."""
     band = slice(int(weights.indices.min()), int(weights.indices.max()) + 1)
     return weights[:, band], band
+
+
+def tile_shard(
+    image_ids: Sequence[str],
+    cells: pd.DataFrame,
+    load: Callable[[str], tuple[np.ndarray, np.ndarray]],
+    tile_size: int,
+    on_cell_size: int,
+    progress: Callable[[str, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """A shard's model inputs: ``(tiles (N, S, S, 3), image_on_cell (N, I, I), index (ID, cell_id))``.
+
+    ``image_ids``: the shard's images in order; ``cells``: the segment stage's cell table of the shard
+    (``ID, cell_id`` and the bbox columns), whose rows set each image's cells and their order; ``load(ID)``:
+    that image's ``(field (H, W, 4) uint8, cell labels uint16)``, called once per image that has cells and
+    never for one without (a field is read only when it yields a tile). Row i of the three outputs belongs
+    together. ``progress(message, percent)``, if given, hears of each image. An error names the image.
+    """
+    per_image = dict(tuple(cells.groupby(cells["ID"].astype(str), sort=False)))
+    cell_ids = {image_id: group["cell_id"].tolist() for image_id, group in per_image.items()}
+    # The segment table's boxes spare a pass over each label image per output (find_objects)
+    boxes = {image_id: boxes_from_bounds(group[list(BBOX_COLUMNS)].to_numpy()) for image_id, group in per_image.items()}
+    index = pd.DataFrame(
+        [(image_id, cell_id) for image_id in image_ids for cell_id in cell_ids.get(image_id, [])],
+        columns=list(INDEX_COLUMNS),
+    )
+    # Filled image by image: a shard's fields never sit in memory together, only its small outputs.
+    tiles = np.empty((len(index), tile_size, tile_size, len(TILE_CHANNELS)), ARRAY_DTYPE)
+    on_cell = np.empty((len(index), on_cell_size, on_cell_size), ARRAY_DTYPE)
+    start = 0
+    for number, image_id in enumerate(image_ids, start=1):
+        ids = cell_ids.get(image_id, [])
+        if progress is not None:
+            progress(f"{image_id}: {len(ids)} cell(s), image {number}/{len(image_ids)}", 100 * number // len(image_ids))
+        if not ids:
+            continue
+        field, labels = load(image_id)
+        stop = start + len(ids)
+        try:
+            tiles[start:stop] = cell_tiles(field, labels, ids, tile_size, boxes[image_id])
+            on_cell[start:stop] = image_on_cell(field[..., _GREEN], labels, ids, on_cell_size, boxes[image_id])
+        except ValueError as error:
+            raise ValueError(f"image {image_id}: {error}") from error
+        del field, labels  # before the next load: two fields at once would double the peak
+        start = stop
+    return tiles, on_cell, index
+
+
+def whole_image_inputs(image_ids: Sequence[str], load_green: Callable[[int], np.ndarray], size: int,
+                       progress: Callable[[str, int], None] | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The image models' inputs: ``(N, size, size)`` uint8, each image's green channel square-padded and
+    area-resized, and each image's ``(width, height)``. ``load_green(i)`` reads image i, one at a time."""
+    inputs = np.empty((len(image_ids), size, size), ARRAY_DTYPE)
+    sizes = []
+    for row, image_id in enumerate(image_ids):
+        if progress is not None:
+            progress(f"{image_id}: image {row + 1}/{len(image_ids)}", 100 * row // max(1, len(image_ids)))
+        green = load_green(row)
+        inputs[row] = square_pad_resize(green, size)
+        sizes.append((green.shape[1], green.shape[0]))
+    return inputs, sizes

@@ -6,7 +6,7 @@ import pytest
 
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.classify import data
-from stages.fuse.contract import TABLE_COLUMNS
+from stages.scores import TABLE_COLUMNS
 
 
 def test_label_matrix_from_strings_and_lists():

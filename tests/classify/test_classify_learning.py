@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from stages.classify import data, models
-from stages.classify.learning import run_check
 from stages.classify.predict import predict_probabilities
 from stages.classify.train import TrainSettings, train_classifier
+from stages.dev.learning import run_check
 from stages.zoo import get_profile
 
 
@@ -51,7 +51,7 @@ def two_kinds(count: int, size: int, seed: int):
 def test_a_demo_cell_model_learns_to_separate_two_patterns():
     profile = get_profile("demo")
     # geometric augmentations only: cutmix/mixup targets are tested in test_classify_data.py, and their effect on
-    # a 75-step run is what BatchNorm recalibration addresses (measured in stages/classify/learning.py)
+    # a 75-step run is what BatchNorm recalibration addresses (measured in stages/dev/learning.py)
     spec = dataclasses.replace(profile.model("cell.b7_e1"), augment=("flip", "rotate90"), input_size=32)  # fast
     tiles, targets, groups = two_kinds(256, spec.input_size, seed=0)
     held_out, held_targets, _ = two_kinds(64, spec.input_size, seed=1)

@@ -15,22 +15,27 @@ import pandas as pd
 import pytest
 from conftest import overridden
 
-from stages import storage
+import stages
+from stages import inputs, storage
 from stages.classes import SCORE_COLUMNS
 from stages.classify import contract
-from stages.classify import task as classify_task
-from stages.classify.task import (
-    ImageInputs, PredictCells, PredictCellsAll, PredictImageOnCellAll, PredictImages, PredictImagesAll,
-    TrainCellModel, TrainImageModel)
-from stages.fuse.contract import TABLE_COLUMNS
-from stages.fuse.task import read_score_table
-from stages.manifest.task import Manifest
+from stages.classify import core as classify_core
+from stages.classify import stage as classify_stage
+from stages.dev.synth.core import write_dataset
 from stages.pseudolabel import contract as pseudo_contract
 from stages.pseudolabel.core import pseudo_label_lists
-from stages.pseudolabel.task import PseudoLabel, TrainFoldModel, read_pseudo_labels
-from stages.segment.task import Segment, read_shard_cells
-from stages.synth.core import write_dataset
+from stages.scores import TABLE_COLUMNS
+from stages.segment import contract as segment_contract
+from stages.tasking import Context
+from stages.tile import contract as tile_contract
 from stages.zoo import get_profile
+
+ImageInputs, Manifest, Segment, Tile = stages.ImageInputs, stages.Manifest, stages.Segment, stages.Tile
+PredictCells, PredictImages, PredictImageOnCell = stages.PredictCells, stages.PredictImages, stages.PredictImageOnCell
+PredictCellsAll, PredictImagesAll = stages.PredictCellsAll, stages.PredictImagesAll
+PredictImageOnCellAll = stages.PredictImageOnCellAll
+TrainCellModel, TrainImageModel = stages.TrainCellModel, stages.TrainImageModel
+PseudoLabel, TrainFoldModel = stages.PseudoLabel, stages.TrainFoldModel
 
 CELL_MODEL = "cell.b0_ext_pseudo_e1"  # trains on pseudo labels
 IMAGE_MODEL = get_profile("demo").image_on_cell_model
@@ -52,7 +57,7 @@ def world(tmp_path_factory):
     settings = {"pipeline": {"input": root / "data", "work": root / "work", "profile": "demo", "shard_size": 4},
                 "classify": {"run_eagerly": "true", "predict_batch_size": 16}}
     with overridden(settings), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(classify_task, "profile", short_profile)
+        patch.setattr(classify_stage, "profile", short_profile)
         tasks = [
             PredictCellsAll(split="test", model=CELL_MODEL),
             PredictImagesAll(split="test", model=IMAGE_MODEL),
@@ -70,11 +75,11 @@ def test_the_whole_chain_runs(world):
 def test_trained_model_folder_holds_model_history_and_record(world):
     folder = TrainCellModel(model=CELL_MODEL).folder()
     assert folder.endswith(f"/train/{CELL_MODEL}")
-    for name in (contract.MODEL_FILE, contract.HISTORY_FILE, contract.TRAINING_FILE, storage.SUCCESS_MARKER):
+    for name in (contract.MODEL.name, contract.HISTORY.name, contract.TRAINING.name, storage.SUCCESS_MARKER):
         assert storage.exists(storage.join(folder, name)), name
-    history = storage.read_table(storage.join(folder, contract.HISTORY_FILE))
+    history = storage.read_table(storage.join(folder, contract.HISTORY.name))
     assert history["epoch"].tolist() == [1] and {"loss", "auc", "val_loss"} <= set(history.columns)
-    record = storage.read_json(storage.join(folder, contract.TRAINING_FILE))
+    record = contract.TRAINING.read(folder)
     assert record["model"]["name"] == CELL_MODEL and record["labels"] == "pseudo labels"
     assert record["model"]["augment"] == ["cutmix", "mixup"] and record["batch_norm_recalibration_batches"] > 0
     assert record["splits"] == ["train"] and record["external"] == ""  # no external data configured
@@ -84,18 +89,18 @@ def test_trained_model_folder_holds_model_history_and_record(world):
 
 
 def segment_keys(split: str, shard: int) -> pd.DataFrame:
-    cells = read_shard_cells(Segment(split=split, shard=shard).folder())
+    cells = segment_contract.CELLS.read(Segment(split=split, shard=shard).folder())
     return cells[["ID", "cell_id"]].astype({"ID": str}).reset_index(drop=True)
 
 
 @pytest.mark.parametrize("task", [
     lambda: PredictCells(split="test", shard=0, model=CELL_MODEL),
     lambda: PredictImages(split="test", shard=0, model=IMAGE_MODEL),
-    lambda: classify_task.PredictImageOnCell(split="test", shard=0),
+    lambda: PredictImageOnCell(split="test", shard=0),
 ], ids=["cells", "images", "image_on_cell"])
 def test_every_prediction_task_writes_one_row_per_segmented_cell(world, task):
-    scores = read_score_table(task().folder())
-    assert tuple(scores.columns) == TABLE_COLUMNS == contract.SCORE_TABLE_COLUMNS
+    scores = contract.SCORES.read(task().folder())
+    assert tuple(scores.columns) == TABLE_COLUMNS == contract.SCORES.columns
     keys = segment_keys("test", 0)
     assert len(keys) > 0
     pd.testing.assert_frame_equal(scores[["ID", "cell_id"]], keys, check_dtype=False)
@@ -105,8 +110,8 @@ def test_every_prediction_task_writes_one_row_per_segmented_cell(world, task):
 
 def test_image_scores_are_broadcast_to_the_cells_of_each_image(world):
     folder = PredictImages(split="test", shard=0, model=IMAGE_MODEL).folder()
-    images = storage.read_table(storage.join(folder, contract.IMAGE_SCORES_FILE), dtype={"ID": str})
-    cells = read_score_table(folder)
+    images = contract.IMAGE_SCORES.read(folder)
+    cells = contract.SCORES.read(folder)
     assert set(cells["ID"]) <= set(images["ID"])
     for image_id, group in cells.groupby("ID"):
         expected = images.loc[images["ID"] == image_id, list(SCORE_COLUMNS)].to_numpy()
@@ -116,18 +121,19 @@ def test_image_scores_are_broadcast_to_the_cells_of_each_image(world):
 def test_image_inputs_are_green_at_the_model_size(world):
     spec = short_profile().model(IMAGE_MODEL)
     folder = ImageInputs(split="test", shard=0, size=spec.input_size).folder()
-    inputs = storage.read_array(storage.join(folder, contract.IMAGES_FILE))
-    index = classify_task.read_image_index(folder)
-    assert inputs.shape == (3, spec.input_size, spec.input_size) and inputs.dtype == np.uint8
-    assert index.columns.tolist() == list(contract.IMAGE_INDEX_COLUMNS)
+    arrays = tile_contract.IMAGE_INPUTS.read(folder)
+    index = tile_contract.IMAGE_INDEX.read(folder)
+    assert arrays.shape == (3, spec.input_size, spec.input_size) and arrays.dtype == np.uint8
+    assert index.columns.tolist() == ["ID", "width", "height", "Label"] == list(tile_contract.IMAGE_INDEX.columns)
     assert (index[["width", "height"]].to_numpy() == [256, 192]).all()
 
 
 def test_pseudo_labels_follow_the_rule_on_the_out_of_fold_scores(world):
     task = PseudoLabel()
     folder = task.folder()
-    oof = storage.read_table(storage.join(folder, pseudo_contract.OOF_SCORES_FILE), dtype={"ID": str})
-    assert tuple(oof.columns) == pseudo_contract.OOF_COLUMNS
+    oof = pseudo_contract.OOF_SCORES.read(folder)
+    assert tuple(oof.columns) == ("ID", "cell_id", "split", "fold", *SCORE_COLUMNS)
+    assert tuple(oof.columns) == pseudo_contract.OOF_SCORES.columns
     # every training tile is predicted exactly once, by the fold model that did not see its image
     assert not oof.duplicated(["split", "ID", "cell_id"]).any()
     assert oof.groupby("ID")["fold"].nunique().max() == 1
@@ -136,12 +142,12 @@ def test_pseudo_labels_follow_the_rule_on_the_out_of_fold_scores(world):
     lists = pseudo_label_lists(oof[list(SCORE_COLUMNS)].to_numpy(), rule.positive_threshold, rule.negative_threshold)
     expected = {(image_id, cell_id): "|".join(map(str, classes))
                 for image_id, cell_id, classes in zip(oof["ID"], oof["cell_id"], lists) if classes}
-    labels = read_pseudo_labels(task)
+    labels = pseudo_contract.PSEUDO_LABELS.read(folder)
     assert dict(zip(zip(labels["ID"], labels["cell_id"]), labels["Label"])) == expected
-    summary = storage.read_json(storage.join(folder, pseudo_contract.SUMMARY_FILE))
+    summary = pseudo_contract.SUMMARY.read(folder)
     assert summary["kept"] == len(labels) and summary["tiles"] == len(oof)
     for fold in (0, 1):
-        record = storage.read_json(storage.join(TrainFoldModel(fold=fold).folder(), contract.TRAINING_FILE))
+        record = contract.TRAINING.read(TrainFoldModel(fold=fold).folder())
         assert record["fold"] == fold and record["labels"].startswith("weak")
 
 
@@ -157,29 +163,41 @@ def test_fingerprints_follow_the_settings(world):
 
 
 def test_role_mismatch_and_unknown_models_fail_loudly(world):
-    with pytest.raises(ValueError, match="not a cell model"):
-        TrainCellModel(model=IMAGE_MODEL).spec()
-    with pytest.raises(KeyError, match="unknown model"):
-        TrainImageModel(model="image.nope").spec()
-    assert json.loads(json.dumps(classify_task.training_content(short_profile().model(CELL_MODEL))))
+    # the task's declared needs and content both resolve the model's zoo entry: either fails loudly
+    for resolve in ("needs", "content_settings"):
+        with pytest.raises(ValueError, match="not a cell model"):
+            getattr(TrainCellModel(model=IMAGE_MODEL), resolve)()
+        with pytest.raises(KeyError, match="unknown model"):
+            getattr(TrainImageModel(model="image.nope"), resolve)()
+    assert json.loads(json.dumps(classify_stage.training_content(short_profile().model(CELL_MODEL))))
+
+
+def tile_index(task, splits: list[str]) -> pd.DataFrame:
+    """Every tile a training task reads, through its declared inputs: one index row per tile, with its split."""
+    shards = classify_stage.shards_of(Context(task, task.folder()), "Tile", splits)
+    assert [(split, shard.folder) for split, shard in shards] == [
+        (split, Tile(split=split, shard=shard).folder())
+        for split in splits for shard in range(inputs.shard_count(split))]
+    return classify_core.stacked_index([(split, shard.read(tile_contract.INDEX)) for split, shard in shards])
 
 
 def test_external_data_is_a_second_training_split(world):
     """A configured external root (same layout) becomes the ``external`` split: segmented and tiled like the
     training split and read by the models whose zoo entry sets external_data, and by no other."""
     external_model, plain_model = "cell.b7_ext_green_e1", "cell.b7_e1"
-    assert classify_task.training_splits(short_profile().model(external_model)) == ["train"]
+    assert classify_stage.training_splits(short_profile().model(external_model)) == ["train"]
     with pytest.raises(ValueError, match="no external data is configured"):
         Manifest(split="external").run_here()
     root = world["root"]
     write_dataset(str(root / "external"), n_train=3, n_test=0, height=160, width=224, seed=11)
     with overridden({"pipeline": {"external": root / "external"}}), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(classify_task, "profile", short_profile)
-        assert classify_task.training_splits(short_profile().model(plain_model)) == ["train"]
+        patch.setattr(classify_stage, "profile", short_profile)
+        assert classify_stage.training_splits(short_profile().model(plain_model)) == ["train"]
         assert luigi.build([TrainCellModel(model=external_model)], local_scheduler=True, workers=1,
                            log_level="WARNING")
-        record = storage.read_json(storage.join(TrainCellModel(model=external_model).folder(), contract.TRAINING_FILE))
-        tiles = classify_task.tile_set(["train", "external"]).index
+        trained = TrainCellModel(model=external_model)
+        record = contract.TRAINING.read(trained.folder())
+        tiles = tile_index(trained, ["train", "external"])
     assert record["splits"] == ["train", "external"] and record["external"] == str(root / "external")
     assert set(tiles["split"]) == {"train", "external"}
     assert len(set(tiles.loc[tiles["split"] == "external", "ID"])) == 3

@@ -66,11 +66,9 @@ def main(settings_file: str) -> int:
         for key, value in values.items():
             config.set(section, key, str(value))
 
-    import stages.detect.task as detect_task
-    import stages.match.task as match_task
+    from stages.tasking import task_class
 
-    known = {**vars(detect_task), **vars(match_task)}
-    tasks = [known[name](**params) for name, params in settings["tasks"]]
+    tasks = [task_class(name)(**params) for name, params in settings["tasks"]]
     ok = luigi.build(tasks, local_scheduler=True, workers=1, log_level="WARNING")
     report = {"ok": bool(ok), "attempts": ATTEMPTS, "seconds": time.time() - started,
               "ultralytics_online": bool(sys.modules["ultralytics.utils"].ONLINE)

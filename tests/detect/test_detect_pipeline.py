@@ -24,26 +24,35 @@ import pytest
 from conftest import REAL_DATA
 import yaml
 
-from stages import storage
+import stages
+from stages import inputs, storage
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
-from stages.detect import contract, core, yolo
-from stages.detect import task as detect_task
-from stages.detect.task import Detect, DetectAll, TrainYolo, YoloDataset, YoloExport
-from stages.fuse.contract import TABLE_COLUMNS
-from stages.manifest.task import Manifest, load_manifest
+from stages.detect import contract, core, runtime, yolo
+from stages.dev.synth.core import write_dataset
+from stages.inputs import load_manifest
+from stages.match import contract as match_contract
 from stages.match import core as match_core
-from stages.match.task import Match, load_scores
+from stages.scores import TABLE_COLUMNS
 from stages.segment import contract as segment_contract
 from stages.segment.labels import cell_table
-from stages.segment.task import Segment
-from stages.synth.core import write_dataset
 from stages.zoo import get_profile
+
+Detect, DetectAll, Manifest, Match = stages.Detect, stages.DetectAll, stages.Manifest, stages.Match
+Segment, TrainYolo, YoloDataset, YoloExport = stages.Segment, stages.TrainYolo, stages.YoloDataset, stages.YoloExport
 
 OFFLINE_RUN = Path(__file__).with_name("offline_run.py")
 HEIGHT, WIDTH = 128, 160  # non-square on purpose
 SHARD_SIZE = 4
 
 
+def load_boxes(split: str, shard: int) -> pd.DataFrame:
+    """A Detect shard's box table, read through the contract."""
+    return contract.BOXES.read(Detect(split=split, shard=shard).folder())
+
+
+def load_scores(split: str, shard: int) -> pd.DataFrame:
+    """A Match shard's score table, read through the contract."""
+    return match_contract.SCORES.read(Match(split=split, shard=shard).folder())
 
 
 @pytest.fixture(scope="module")
@@ -97,26 +106,31 @@ def test_training_and_prediction_run_with_every_network_call_failing(offline_run
 
 def test_dataset_export_follows_the_contract(offline):
     size = get_profile("demo").detector.input_size
-    root = YoloDataset(split="train").root()
-    description = yaml.safe_load(storage.read_bytes(storage.join(root, contract.DATASET_FILE)))
+    root = YoloDataset(split="train").folder()
+    description = yaml.safe_load(contract.DATASET.read(root))
     assert description["nc"] == NUM_CLASSES and "path" not in description
     subsets = {name: storage.read_bytes(storage.join(root, file)).decode().split()
                for name, file in contract.SUBSET_FILES.items()}
     manifest = load_manifest("train")
     assert len(subsets["val"]) >= 1 and not set(subsets["train"]) & set(subsets["val"])
     assert len(subsets["train"]) + len(subsets["val"]) == len(manifest) == 12
+    # the list lines name images relative to the YoloExport root, beside their label files
+    export_root = YoloExport(split="train", shard=0).folder().rsplit("/", 1)[0]
+    for line in subsets["train"] + subsets["val"]:
+        image_path = storage.join(export_root, line.removeprefix("./"))
+        assert storage.exists(image_path) and storage.exists(contract.label_path(image_path)), line
     for shard in sorted(manifest["shard"].unique()):
         folder = YoloExport(split="train", shard=int(shard)).folder()
-        cells = storage.read_table(storage.join(Segment(split="train", shard=int(shard)).folder(),
-                                                segment_contract.CELLS_FILE), dtype={"ID": str})
+        assert folder.rsplit("/", 1)[0] == export_root
+        cells = segment_contract.CELLS.read(Segment(split="train", shard=int(shard)).folder())
         # training read a local tree of its own: no Ultralytics label cache lands in the artifact
-        assert storage.listdir(folder) == sorted(["_SUCCESS", contract.EXPORT_INDEX_FILE, "images", "labels"])
+        assert storage.listdir(folder) == sorted(["_SUCCESS", contract.EXPORT_INDEX.name, "images", "labels"])
         for _, row in manifest[manifest["shard"] == shard].iterrows():
-            image = cv2.imdecode(np.frombuffer(storage.read_bytes(storage.join(folder, contract.image_file(row["ID"]))),
-                                               np.uint8), cv2.IMREAD_UNCHANGED)
+            image = cv2.imdecode(np.frombuffer(contract.IMAGE.read(folder, image_id=row["ID"]), np.uint8),
+                                 cv2.IMREAD_UNCHANGED)
             assert image.shape == (*core.detector_shape(HEIGHT, WIDTH, size), 3)
             assert np.array_equal(image[..., 0], image[..., 2])
-            label = storage.read_bytes(storage.join(folder, contract.label_file(row["ID"])))
+            label = contract.LABEL.read(folder, image_id=row["ID"])
             lines = core.parse_label_lines(label.decode())
             image_cells = cells[cells["ID"] == row["ID"]]
             labels = parse_labels(row["Label"])
@@ -129,20 +143,20 @@ def test_weights_and_metrics_of_both_phases_are_in_storage(offline):
     spec = get_profile("demo").detector
     trained = TrainYolo()
     assert trained.complete()
-    metrics = storage.read_json(trained.metrics_uri())
+    metrics = contract.METRICS.read(trained.folder())
     assert [(phase["phase"], phase["epochs"]) for phase in metrics["phases"]] == [
         ("basic", spec.epochs), ("finetune", spec.finetune_epochs)]
     assert metrics["device"] == "cpu" and "metrics/mAP50(B)" in metrics["final"]
-    for name in (contract.WEIGHTS_FILE, "weights_basic.pt", "weights_finetune.pt", "results_basic.csv"):
-        assert storage.exists(storage.join(trained.stage_root(), name)), name
+    for name in (contract.WEIGHTS.name, "weights_basic.pt", "weights_finetune.pt", "results_basic.csv"):
+        assert storage.exists(storage.join(trained.folder(), name)), name
 
 
 def test_saved_weights_reload_and_predict_offline(offline, no_network):
     size = get_profile("demo").detector.input_size
     manifest = load_manifest("test")
     row = manifest.iloc[0]
-    green = detect_task.read_green("test", row)
-    with storage.local_copy(TrainYolo().weights_uri(), suffix=".pt") as path:
+    green = inputs.green_of("test", row)
+    with storage.local_copy(contract.WEIGHTS.uri(TrainYolo().folder()), suffix=".pt") as path:
         model = yolo.load_model(path, offline.config_dir)
     image = core.detector_image(green, size)
     # At a near-zero threshold a barely trained model still proposes boxes: the reloaded network runs.
@@ -152,7 +166,7 @@ def test_saved_weights_reload_and_predict_offline(offline, no_network):
     assert np.all(xyxy[:, [0, 2]] <= image.shape[1] + 1e-3) and np.all(xyxy[:, [1, 3]] <= image.shape[0] + 1e-3)
     # The Detect task's boxes are what the reloaded weights predict, in original pixels.
     again = yolo.detect_greens(model, [green], [row["ID"]], size, "cpu")
-    stored = detect_task.load_boxes("test", int(row["shard"]))
+    stored = load_boxes("test", int(row["shard"]))
     stored = stored[stored["ID"] == row["ID"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(again, stored, check_exact=False, atol=1e-3)
     assert no_network == []
@@ -162,15 +176,13 @@ def test_detect_and_match_cover_every_test_image_and_cell(offline):
     manifest = load_manifest("test")
     for shard in sorted(manifest["shard"].unique()):
         shard = int(shard)
-        images = storage.read_table(storage.join(Detect(split="test", shard=shard).folder(),
-                                                 contract.DETECT_IMAGES_FILE), dtype={"ID": str})
+        images = contract.DETECT_IMAGES.read(Detect(split="test", shard=shard).folder())
         assert list(images["ID"]) == list(manifest.loc[manifest["shard"] == shard, "ID"])
         assert set(images["width"]) == {WIDTH} and set(images["height"]) == {HEIGHT}
-        boxes = detect_task.load_boxes("test", shard)
+        boxes = load_boxes("test", shard)
         assert tuple(boxes.columns) == contract.BOX_COLUMNS
         assert np.all(boxes[["x0", "x1"]].to_numpy() <= WIDTH) and np.all(boxes[["y0", "y1"]].to_numpy() <= HEIGHT)
-        cells = storage.read_table(storage.join(Segment(split="test", shard=shard).folder(),
-                                                segment_contract.CELLS_FILE), dtype={"ID": str})
+        cells = segment_contract.CELLS.read(Segment(split="test", shard=shard).folder())
         scores = load_scores("test", shard)
         assert tuple(scores.columns) == TABLE_COLUMNS
         assert list(zip(scores["ID"], scores["cell_id"])) == list(zip(cells["ID"], cells["cell_id"]))
@@ -239,11 +251,11 @@ def write_segment_outputs(split: str, shard: int, image_ids: list[str]) -> None:
         table = cell_table(labels)
         table.insert(0, "ID", image_id)
         tables.append(table)
-        storage.write_arrays(storage.join(folder, segment_contract.labels_file(image_id)), cells=labels, nuclei=labels)
-    storage.write_table(storage.join(folder, segment_contract.CELLS_FILE), pd.concat(tables, ignore_index=True))
+        segment_contract.LABELS.write(folder, (labels, labels), image_id=image_id)
+    segment_contract.CELLS.write(folder, pd.concat(tables, ignore_index=True))
     sizes = pd.DataFrame([(image_id, 260, 90, len(RECTANGLES)) for image_id in image_ids],
                          columns=list(segment_contract.IMAGES_COLUMNS))
-    storage.write_table(storage.join(folder, segment_contract.IMAGES_FILE), sizes)
+    segment_contract.IMAGES.write(folder, sizes)
     storage.mark_done(folder)
 
 
@@ -256,13 +268,13 @@ def test_non_square_image_through_detect_and_match_tasks(any_root, pipeline_sett
 
     # The cells of the segment stage, as it would write them; a trained detector stands ready.
     write_segment_outputs("test", 0, [image_id])
-    storage.write_bytes(TrainYolo().weights_uri(), b"stand-in")
-    storage.mark_done(TrainYolo().stage_root())
-    monkeypatch.setattr(detect_task, "_cached_model", lambda *args: "stand-in")
+    contract.WEIGHTS.write(TrainYolo().folder(), b"stand-in")
+    storage.mark_done(TrainYolo().folder())
+    monkeypatch.setattr(runtime, "cached_model", lambda *args: "stand-in")
     monkeypatch.setattr(yolo, "predict", blob_detector)
 
     assert luigi.build([Match(split="test", shard=0)], local_scheduler=True, workers=1, log_level="WARNING")
-    boxes = detect_task.load_boxes("test", 0)
+    boxes = load_boxes("test", 0)
     assert len(boxes) == len(RECTANGLES)
     for _, box in boxes.iterrows():
         y0, x0, y1, x1 = RECTANGLES[box["class"] - 2]
@@ -318,9 +330,9 @@ def test_export_and_training_inputs_through_storage(any_root, pipeline_settings,
         assert len(lines) == 2 * len(RECTANGLES)  # one line per (cell, image label 3|7)
         x0, y0, x1, y1 = RECTANGLES[3][1], RECTANGLES[3][0], RECTANGLES[3][3], RECTANGLES[3][2]
         assert [3, (x0 + x1) / 2 / 260, (y0 + y1) / 2 / 90] == pytest.approx(list(lines[4, :3]), abs=1e-6)
-    assert storage.read_bytes(TrainYolo().weights_uri()) == b"weights"
-    assert storage.read_json(TrainYolo().metrics_uri())["final"] == {"fitness": 0.5}
-    split = storage.read_table(storage.join(YoloDataset().root(), contract.SPLIT_FILE), dtype={"ID": str})
+    assert contract.WEIGHTS.read(TrainYolo().folder()) == b"weights"
+    assert contract.METRICS.read(TrainYolo().folder())["final"] == {"fitness": 0.5}
+    split = contract.SPLIT.read(YoloDataset().folder())
     assert sorted(split["ID"]) == ids and set(split["shard"]) == {0, 1}
 
 
@@ -330,19 +342,19 @@ def test_detect_runs_on_real_fields_of_view(offline, tmp_path, pipeline_settings
     """The trained weights, reloaded by Detect, on real HPA images (PNG and colourised JPEG, 1728 and
     2048 px): each image is read, shrunk to the detector size, predicted, and its boxes land in its own
     pixel frame."""
-    weights = storage.read_bytes(TrainYolo().weights_uri())
+    weights = contract.WEIGHTS.read(TrainYolo().folder())
     pipeline_settings(input=REAL_DATA, work=tmp_path / "work", profile="demo", shard_size=2)
-    storage.write_bytes(TrainYolo().weights_uri(), weights)
-    storage.mark_done(TrainYolo().stage_root())
+    contract.WEIGHTS.write(TrainYolo().folder(), weights)
+    storage.mark_done(TrainYolo().folder())
     assert luigi.build([DetectAll(split="test")], local_scheduler=True, workers=1, log_level="WARNING")
     truth = pd.read_csv(REAL_DATA / "sample_submission.csv", dtype={"ID": str}).set_index("ID")
     manifest = load_manifest("test")
     assert len(manifest) == len(truth) == 3
     for shard in sorted(manifest["shard"].unique()):
         folder = Detect(split="test", shard=int(shard)).folder()
-        images = storage.read_table(storage.join(folder, contract.DETECT_IMAGES_FILE), dtype={"ID": str})
+        images = contract.DETECT_IMAGES.read(folder)
         for _, image in images.iterrows():
             assert (image["width"], image["height"]) == (truth.at[image["ID"], "ImageWidth"],
                                                         truth.at[image["ID"], "ImageHeight"])
-        boxes = detect_task.load_boxes("test", int(shard)).merge(images, on="ID")
+        boxes = load_boxes("test", int(shard)).merge(images, on="ID")
         assert np.all(boxes["x1"] <= boxes["width"]) and np.all(boxes["y1"] <= boxes["height"])

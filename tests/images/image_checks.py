@@ -8,7 +8,6 @@ so the tests can also feed it bad input and see it flagged.
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import re
@@ -50,9 +49,18 @@ def canonical(name: str) -> str:
 # ---------------------------------------------------------------- stages and image folders
 
 
-def stage_names(repo: Path = REPO) -> set[str]:
-    """Stages as the code defines them: every folder under stages/ that holds a task.py."""
-    return {path.parent.name for path in (repo / "stages").glob("*/task.py")}
+def stage_names() -> set[str]:
+    """Stages as the code declares them: the stage registry."""
+    from stages.registry import STAGES
+
+    return {stage.name for stage in STAGES}
+
+
+def stage_tasks(stage: str) -> set[str]:
+    """The tasks a stage's image can run (``stages.runstage`` runs declared tasks, not wrappers)."""
+    from stages.registry import stage as declared
+
+    return {spec.name for spec in declared(stage).tasks}
 
 
 def image_dirs(repo: Path = REPO) -> set[str]:
@@ -303,10 +311,6 @@ def default_task(text: str) -> str | None:
     return None
 
 
-def task_classes(task_file: Path) -> set[str]:
-    return {node.name for node in ast.parse(task_file.read_text()).body if isinstance(node, ast.ClassDef)}
-
-
 def copy_sources(text: str) -> list[str]:
     """Build-context paths that COPY instructions read (not COPY --from, not ADD of URLs)."""
     sources = []
@@ -529,7 +533,7 @@ def bake_problems(bake: Bake, stages: set[str], images: set[str], repo: Path = R
     if not default:
         problems.append("no default group")
     for stage in sorted(stages - default):
-        problems.append(f"stage {stage} (stages/{stage}/task.py) has no target in the default group")
+        problems.append(f"stage {stage} (stages/{stage}/stage.py) has no target in the default group")
     for stage in sorted(stages - images):
         problems.append(f"stage {stage} has no images/{stage}/Dockerfile")
     for image in sorted(images - default):

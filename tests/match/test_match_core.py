@@ -8,8 +8,8 @@ import pytest
 
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.detect import core as detect_core
-from stages.fuse.contract import TABLE_COLUMNS
 from stages.match import core
+from stages.scores import TABLE_COLUMNS
 from stages.segment.labels import cell_table
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from stages import storage
+from stages.dev.synth.core import write_dataset
 from stages.fields import read_field
 from stages.manifest.core import channel_files
 from stages.segment.core import SegmentSettings, segment_classic
 from stages.segment.labels import best_iou
-from stages.synth.core import write_dataset
 
 SETTINGS = SegmentSettings()
 

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import storage
+from stages import Segment, SegmentAll, storage
 from stages.classes import CHANNELS
+from stages.dev.synth.core import write_dataset
 from stages.segment import contract
 from stages.segment.labels import cell_table
-from stages.segment.task import Segment, SegmentAll, read_labels, read_shard_cells, read_shard_images, segment
-from stages.synth.core import write_dataset
+from stages.segment.stage import segment
 
 
 
@@ -39,11 +39,11 @@ def test_segment_all_writes_every_shard(dataset):
     for shard in range(2):
         folder = Segment(split="test", shard=shard).folder()
         assert storage.is_done(folder)
-        cells, images = read_shard_cells(folder), read_shard_images(folder)
+        cells, images = contract.CELLS.read(folder), contract.IMAGES.read(folder)
         assert tuple(cells.columns) == contract.CELLS_COLUMNS
         assert tuple(images.columns) == contract.IMAGES_COLUMNS
         for image in images.itertuples(index=False):
-            labels, nuclei = read_labels(folder, image.ID)
+            labels, nuclei = contract.LABELS.read(folder, image_id=image.ID)
             assert labels.shape == nuclei.shape == (image.height, image.width) == (200, 280)
             assert labels.dtype == np.uint16 and image.cells == int(labels.max())
             rows = cells[cells["ID"] == image.ID].drop(columns="ID").reset_index(drop=True)

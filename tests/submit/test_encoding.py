@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 import zlib
 
 import numpy as np
@@ -78,17 +77,13 @@ def test_empty_and_bad_label_images():
         encoding.encode_cells(np.zeros((4, 5, 2), np.uint16))
 
 
-def test_encode_cells_beats_per_cell_full_image_encoding():
+def test_encode_cells_equals_per_cell_full_image_encoding():
+    """One pass over the label image gives every cell's mask string exactly as encoding each full-size mask
+    would (its speed is bench/run.py's: a timed assertion in a test only measures the machine's load)."""
     labels = blob_labels(512, 384, n_cells=25, seed=3)
     cell_ids = [int(value) for value in np.unique(labels) if value]
-    start = time.perf_counter()
     naive = {cell_id: encoding.encode_mask(labels == cell_id) for cell_id in cell_ids}
-    naive_time = time.perf_counter() - start
-    start = time.perf_counter()
-    fast = encoding.encode_cells(labels)
-    fast_time = time.perf_counter() - start
-    assert fast == naive
-    assert fast_time < naive_time
+    assert encoding.encode_cells(labels) == naive
 
 
 def scores_for(keys, seed=0):

@@ -11,6 +11,7 @@ import pytest
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.submit import encoding
 from stages.submit import evaluate as ev
+from stages.submit import file_score
 
 
 def labels_with(shape, boxes):
@@ -129,7 +130,7 @@ def test_duplicate_masks_in_a_submission_are_false_positives():
     masks = encoding.encode_cells(truth)
     text = f"0 0.9 {masks[1]} 0 0.8 {masks[1]} 0 0.7 {masks[2]}"
     submission = pd.DataFrame({"ID": ["img"], "ImageWidth": [40], "ImageHeight": [32], "PredictionString": [text]})
-    result = ev.evaluate_submission(submission, {"img": truth}, truth_table("img", {1: "0", 2: "0"}))
+    result = file_score.evaluate_submission(submission, {"img": truth}, truth_table("img", {1: "0", 2: "0"}))
     assert ap(result, 0) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
 
 
@@ -231,10 +232,60 @@ def test_both_ways_in_agree_on_a_random_case():
     submission = encoding.build_submission(
         pd.DataFrame(rows), {i: encoding.encode_cells(images[i]) for i in ids}, scores
     )
-    from_submission = ev.evaluate_submission(submission, truth_images, truth_cells)
+    from_submission = file_score.evaluate_submission(submission, truth_images, truth_cells)
     assert from_labels["classes_evaluated"] >= 3
     assert 0 < from_labels["mAP"] < 1
     # the submission rounds confidences to 6 digits: same ranking, same APs
     assert from_submission["mAP"] == pytest.approx(from_labels["mAP"], abs=1e-9)
     for klass in map(str, range(NUM_CLASSES)):
         assert from_submission["per_class"][klass]["AP"] == pytest.approx(from_labels["per_class"][klass]["AP"])
+
+
+# evaluate_sources: the one entry point the task and evaluate() share ------------------------------------
+
+
+def two_images():
+    truth = labels_with(SHAPE, BOXES[:2])
+    cells = pd.concat([truth_table("a", {1: "0", 2: "5"}), truth_table("b", {1: "0", 2: "0"})])
+    fused = pd.concat([score_table("a", {1: {0: 0.9}, 2: {5: 0.8}}), score_table("b", {1: {0: 0.7}, 2: {0: 0.6}})])
+    cell = score_table("a", {1: {0: 0.2}, 2: {0: 0.9, 5: 0.1}})  # predicts nothing for image b
+    return truth, cells, {"fused": fused, "cell": cell}
+
+
+def test_evaluate_sources_reads_images_lazily_and_agrees_with_evaluate():
+    truth, cells, tables = two_images()
+    handed_out = []
+
+    def images():
+        for image_id in ("a", "b"):
+            handed_out.append(image_id)
+            yield image_id, truth.copy(), truth
+    results = ev.evaluate_sources(images(), tables, cells)
+    assert handed_out == ["a", "b"]
+    assert list(results) == ["fused", "cell"]  # the tables' order: the ablation's rows follow it
+    assert results["fused"]["mAP"] == 1.0 and results["fused"]["images"] == 2
+    # class 0 in "cell": a's cell 2 (class 5) first, a false positive, then cell 1; b's two cells are missed
+    assert results["cell"]["per_class"]["0"]["true_positives"] == 1
+    assert ap(results["cell"], 0) == pytest.approx(1 / 3 * 1 / 2) and ap(results["cell"], 5) == 1.0
+    assert results == ev.evaluate(["a", "b"], {"a": truth, "b": truth}, {"a": truth, "b": truth}, cells, tables)
+
+
+def test_an_image_of_the_run_without_truth_rows_is_an_error_naming_it():
+    truth, cells, tables = two_images()
+    only_a = cells[cells["ID"] == "a"]
+    with pytest.raises(ev.MissingTruth, match="image b: no truth cells"):
+        ev.evaluate_sources(iter([("a", truth, truth), ("b", truth, truth)]), tables, only_a)
+    with pytest.raises(ValueError, match="image b: no truth cells"):  # evaluate() follows the same policy
+        ev.evaluate(["a", "b"], {"a": truth, "b": truth}, {"a": truth, "b": truth}, only_a, tables["fused"])
+    submission = encoding.build_submission(
+        pd.DataFrame({"ID": ["a", "b"], "ImageWidth": [40, 40], "ImageHeight": [32, 32]}),
+        {"a": encoding.encode_cells(truth), "b": encoding.encode_cells(truth)}, tables["fused"])
+    with pytest.raises(ev.MissingTruth, match="image b"):  # and so does the submission file's evaluation
+        file_score.evaluate_submission(submission, {"a": truth, "b": truth}, only_a)
+
+
+def test_truth_rows_of_images_outside_the_run_are_not_counted():
+    truth, cells, tables = two_images()
+    result = ev.evaluate_sources([("a", truth, truth)], {"fused": tables["fused"]}, cells)["fused"]
+    assert result["images"] == 1 and result["per_class"]["0"]["truth_cells"] == 1  # b's two class-0 cells ignored
+

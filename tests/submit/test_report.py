@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 
@@ -66,3 +67,93 @@ def test_chart_and_page():
     assert re.search(r"<th>fused</th><td><b>1\.0000</b></td><td>2</td>", page)
     assert re.search(r"<th>cell alone</th><td><b>0\.7500</b></td>", page)
     assert "No per-cell truth" in report.render_html("t", {}, None, [], {}, {})
+
+
+# report_html and figure: what the Report task used to assemble inline ---------------------------------
+
+
+def fusion_settings():
+    from types import MappingProxyType
+
+    from stages.zoo import FusionSettings
+
+    return FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 0.5, "image": 0.0, "detector": 0.25}))
+
+
+def evaluation_document():
+    fused, cell = evaluation_result(True), evaluation_result(False)
+    return {"split": "test", "truth": "/data/truth<x>", "images": 1, "mAP": fused["mAP"], "fused": fused,
+            "sources": {"cell": cell}, "submission_file": fused,
+            "fusion": {"mode": "weighted", "weights": {"cell": 0.5}}, "seconds": 1.0}
+
+
+def settings_block(page: str) -> dict:
+    import html
+
+    return json.loads(html.unescape(page.split("<h2>Settings</h2><pre>")[1].split("</pre>")[0]))
+
+
+def test_report_html_with_an_evaluation():
+    page = report.report_html("test", 7, evaluation_document(), [("img1", b"\x89PNG", "cap")], fusion_settings(),
+                              {"pipeline": {"shard_size": 4}, "fingerprints": {"fuse": "abc"}}, {"numpy": "2"},
+                              "s3://b/submission.csv", "2026-01-01 00:00:00 UTC")
+    assert page.startswith("<!DOCTYPE html>") and "HPA single-cell classification: test run" in page
+    summary = dict(re.findall(r"<tr><th>([^<]+)</th><td style='text-align:left'>([^<]*)</td></tr>", page))
+    assert summary["images"] == "7" and summary["submission"] == "s3://b/submission.csv"
+    assert summary["fused mAP"] == "1.0000" and summary["written"] == "2026-01-01 00:00:00 UTC"
+    assert summary["fusion"] == "weighted: cell 0.5, detector 0.25"  # zero weights left out
+    assert re.search(r"<th>fused</th><td><b>1\.0000</b>", page)
+    assert re.search(r"<th>cell alone</th><td><b>0\.7500</b>", page)  # each source named "<source> alone"
+    assert settings_block(page) == {"pipeline": {"shard_size": 4}, "fingerprints": {"fuse": "abc"},
+                                    "fusion": {"mode": "weighted", "weights": {"cell": 0.5, "image": 0.0,
+                                                                               "detector": 0.25}},
+                                    "truth": "/data/truth<x>"}
+
+
+def test_report_html_without_truth():
+    page = report.report_html("val", 2, None, [], fusion_settings(), {}, {}, "/w/submission_val.csv", "now")
+    assert "No per-cell truth" in page and "<svg" not in page
+    assert "<th>fused mAP</th><td style='text-align:left'>no truth</td>" in page
+    assert settings_block(page)["truth"] is None
+
+
+def test_figure_draws_only_its_image_rows():
+    field = np.zeros((60, 100, 4), np.uint8)
+    cells = np.zeros((60, 100), np.uint16)
+    cells[10:50, 10:40] = 1
+    cells[10:50, 60:90] = 2
+    table = pd.concat([scores({1: np.eye(NUM_CLASSES)[3], 2: np.eye(NUM_CLASSES)[5]}).assign(ID="a"),
+                       scores({1: np.eye(NUM_CLASSES)[7]}).assign(ID="b")], ignore_index=True)
+    image_id, png, caption = report.figure("a", field, cells, table, 50, "3|5")
+    assert image_id == "a" and caption == "a: 100x60, 2 cell(s), image labels 3|5"
+    assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (30, 50, 3)
+    assert report.figure("b", field, cells, table, 50, "")[2] == "b: 100x60, 1 cell(s)"  # no labels, no clause
+
+
+def test_package_versions_names_what_is_installed_and_skips_the_rest():
+    versions = report.package_versions(("numpy", "surely-not-an-installed-package"))
+    assert versions["numpy"] == np.__version__ and "python" in versions and "platform" in versions
+    assert "surely-not-an-installed-package" not in versions
+    assert "pandas" in report.package_versions()
+
+
+def test_evaluation_document_keys_and_text():
+    from stages.submit.summary import evaluation_document, evaluation_text
+
+    results = {"fused": evaluation_result(True), "cell": evaluation_result(False)}
+    submission_file = {**results["fused"], "mAP": None}
+    fusion = type(fusion_settings())(mode="weighted", weights={"cell": 0.5, "image": 0.0})  # image: no weight
+    document = evaluation_document("val", "/truth", results, submission_file, fusion, 12.345678)
+    assert list(document) == ["split", "truth", "images", "mAP", "fused", "sources", "submission_file", "fusion",
+                              "seconds"]
+    assert document["images"] == 1 and document["mAP"] == 1.0 and document["fused"] is results["fused"]
+    assert list(document["sources"]) == ["cell"]  # only sources with a weight
+    assert document["fusion"] == {"mode": "weighted", "weights": {"cell": 0.5, "image": 0.0}}
+    assert document["seconds"] == 12.35
+    json.dumps(document)
+    assert evaluation_text(document).splitlines() == [
+        "evaluation of 1 val image(s) against /truth:",
+        "  fused (weighted): mAP 1.0000 over 2 class(es)",
+        "  cell alone: mAP 0.7500",
+        "  submission.csv as written: mAP n/a",
+    ]

@@ -17,70 +17,70 @@ import pandas as pd
 import pytest
 from pycocotools import mask as coco_mask
 
-from stages import storage
+import stages.registry
+from stages import Fuse, Segment, Submission, WriteSubmission, storage
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
-from stages.fuse import task as fuse_task
-from stages.fuse.task import Fuse
-from stages.manifest.task import load_manifest
-from stages.segment.task import Segment, read_labels, read_shard_cells
-from stages.submit import task as submit_task
+from stages.config import pipeline
+from stages.declare import Stage, TaskSpec, this_shard
+from stages.dev.synth.core import write_dataset
+from stages.fuse import stage as fuse_stage
+from stages.inputs import load_manifest
+from stages.scores import SCORES
+from stages.segment import contract as segment_contract
+from stages.submit import contract as submit_contract
 from stages.submit.evaluate import iou_matrix
-from stages.submit.task import Submission, WriteSubmission
-from stages.synth.core import write_dataset
-from stages.tasking import ShardTask
+from stages.submit.stage import read_truth_labels
+from stages.tasking import make_task_class
 
 
 def build(*tasks) -> bool:
     return luigi.build(list(tasks), local_scheduler=True, workers=1, log_level="WARNING")
 
 
-class StandInScores(ShardTask):
+def stand_in_scores(ctx) -> dict:
     """A score source for tests: ``quality`` 1 scores each cell by the truth cell it overlaps most (an
     oracle), 0 scores at random; always one row per segment cell, the shape every real source has."""
+    segment = ctx.input("segment")
+    cells = segment.read(segment_contract.CELLS)
+    truth_root = storage.join(pipeline().input, "truth")
+    truth_cells = storage.read_table(storage.join(truth_root, "cells.csv"), dtype={"ID": str})
+    quality, seed, shard = ctx.params["quality"], ctx.params["seed"], ctx.params["shard"]
+    rng = np.random.default_rng(seed + 1000 * shard)
+    rows = []
+    for image_id, group in cells.groupby("ID", sort=False):
+        labels, _ = segment.read(segment_contract.LABELS, image_id=image_id)
+        truth = read_truth_labels(truth_root, image_id)
+        iou = iou_matrix(labels, truth)
+        classes = dict(zip(truth_cells.loc[truth_cells.ID == image_id, "cell_id"],
+                           truth_cells.loc[truth_cells.ID == image_id, "Label"]))
+        for cell_id in group["cell_id"]:
+            oracle = np.zeros(NUM_CLASSES)
+            best = int(iou[cell_id].argmax()) if cell_id < len(iou) else 0
+            if best and iou[cell_id, best] > 0:
+                oracle[parse_labels(classes.get(best, ""))] = 1.0
+            noise = rng.uniform(0, 1, NUM_CLASSES)
+            rows.append([image_id, cell_id, *(quality * (0.5 + 0.5 * oracle * noise) + (1 - quality) * noise)])
+    return {SCORES: pd.DataFrame(rows, columns=["ID", "cell_id", *SCORE_COLUMNS])}
 
-    stage = "test_stand_in_scores"
-    quality = luigi.FloatParameter()
-    seed = luigi.IntParameter(default=0)
 
-    def content_settings(self) -> dict:
-        return {"quality": self.quality, "seed": self.seed, "truth": str(luigi.configuration.get_config().get(
-            "pipeline", "input"))}
-
-    def upstream(self):
-        return [Segment(split=self.split, shard=self.shard)]
-
-    def fill(self, folder: str) -> None:
-        from stages import config
-
-        segment_folder = Segment(split=self.split, shard=self.shard).folder()
-        cells = read_shard_cells(segment_folder)
-        truth_root = storage.join(config.pipeline().input, "truth")
-        truth_cells = storage.read_table(storage.join(truth_root, "cells.csv"), dtype={"ID": str})
-        rng = np.random.default_rng(self.seed + 1000 * self.shard)
-        rows = []
-        for image_id, group in cells.groupby("ID", sort=False):
-            labels, _ = read_labels(segment_folder, image_id)
-            truth = submit_task.read_truth_labels(truth_root, image_id)
-            iou = iou_matrix(labels, truth)
-            classes = dict(zip(truth_cells.loc[truth_cells.ID == image_id, "cell_id"],
-                               truth_cells.loc[truth_cells.ID == image_id, "Label"]))
-            for cell_id in group["cell_id"]:
-                oracle = np.zeros(NUM_CLASSES)
-                best = int(iou[cell_id].argmax()) if cell_id < len(iou) else 0
-                if best and iou[cell_id, best] > 0:
-                    oracle[parse_labels(classes.get(best, ""))] = 1.0
-                noise = rng.uniform(0, 1, NUM_CLASSES)
-                rows.append([image_id, cell_id, *(self.quality * (0.5 + 0.5 * oracle * noise)
-                                                  + (1 - self.quality) * noise)])
-        table = pd.DataFrame(rows, columns=["ID", "cell_id", *SCORE_COLUMNS])
-        storage.write_table(storage.join(folder, "scores.csv"), table)
+STAND_IN = TaskSpec(
+    name="StandInScores", doc="Per shard: a stand-in score source (no model), in the one score-table shape.",
+    needs=lambda task: {"segment": this_shard("Segment")}, outputs=(SCORES,),
+    content=lambda task: {"quality": task.quality, "seed": task.seed,
+                          "truth": str(luigi.configuration.get_config().get("pipeline", "input"))},
+    params={"quality": luigi.FloatParameter(), "seed": luigi.IntParameter(default=0)},
+    run=stand_in_scores, per_shard=True, folder="shard-{shard:05d}", directory="test_stand_in_scores",
+)
+StandInScores = make_task_class(Stage(name="test_stand_in", doc="stand-in sources", tasks=(STAND_IN,),
+                                      whole="StandInScores"), STAND_IN)
 
 
 QUALITY = {"cell": 1.0, "image": 0.0, "detector": 0.5, "image_on_cell": 0.0}
 
 
-def stand_in_sources(split, shard, sources):
-    return {source: [StandInScores(split=split, shard=shard, quality=QUALITY[source], seed=index)]
+def stand_in_needs(sources):
+    """In place of :func:`stages.fuse.stage.source_needs`: each fused source read from a stand-in."""
+    return {source: [this_shard("StandInScores", quality=QUALITY[source], seed=index)]
             for index, source in enumerate(sources)}
 
 
@@ -95,7 +95,8 @@ def data(tmp_path_factory):
 
 @pytest.fixture
 def run(data, tmp_path, pipeline_settings, config_section, monkeypatch):
-    monkeypatch.setattr(fuse_task, "source_tasks", stand_in_sources)
+    monkeypatch.setitem(stages.registry.TASKS, "StandInScores", StandInScores)
+    monkeypatch.setattr(fuse_stage, "source_needs", stand_in_needs)
     pipeline_settings(input=data, work=str(tmp_path / "work"), profile="demo", shard_size=2)
     config_section("fuse", weights=json.dumps({"cell": 0.5, "image": 0.2, "detector": 0.3}))
     return tmp_path / "work"
@@ -106,7 +107,7 @@ def coco_decode(text, height, width):
     return coco_mask.decode({"size": [height, width], "counts": counts}).astype(bool)
 
 
-def test_submission_end_to_end_on_stand_in_sources(run, capsys):
+def test_submission_end_to_end_on_stand_in_sources(run, data, capsys):
     started = time.monotonic()
     assert build(Submission())
     first_run = time.monotonic() - started
@@ -115,10 +116,11 @@ def test_submission_end_to_end_on_stand_in_sources(run, capsys):
 
     submission = pd.read_csv(work / "submission.csv", dtype={"ID": str}, keep_default_na=False)
     assert submission["ID"].tolist() == manifest["ID"].tolist()
-    assert (work / "submission.csv").read_bytes() == storage.read_bytes(WriteSubmission().output().uri)
+    assert (work / "submission.csv").read_bytes() == storage.read_bytes(
+        submit_contract.SUBMISSION.uri(WriteSubmission().folder()))
     for row in submission.itertuples():
         shard = int(manifest.loc[manifest.ID == row.ID, "shard"].iloc[0])
-        labels, _ = read_labels(Segment(split="test", shard=shard).folder(), row.ID)
+        labels, _ = segment_contract.LABELS.read(Segment(split="test", shard=shard).folder(), image_id=row.ID)
         assert (row.ImageHeight, row.ImageWidth) == labels.shape == (144, 208)
         tokens = row.PredictionString.split()
         cells = [int(value) for value in np.unique(labels) if value]
@@ -146,6 +148,8 @@ def test_submission_end_to_end_on_stand_in_sources(run, capsys):
     assert f"{evaluation['fused']['mAP']:.4f}" in page
     published = json.loads((work / "published.json").read_text())
     assert set(published["copies"]) == {str(work / name) for name in ("submission.csv", "report.html", "evaluation.json")}
+    assert published["pipeline"] == {"work": str(work), "input": data, "external": "", "profile": "demo",
+                                     "shard_size": 2}  # what later commands (stages.predict) read back
 
     # nothing to do: complete at once, no file touched
     stamps = {path: os.path.getmtime(path) for path in published["copies"]}

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from stages import storage
 from stages.classes import CHANNELS, NEGATIVE, NUM_CLASSES, parse_labels
-from stages.synth import generate_image, write_dataset
+from stages.dev.synth import generate_image, write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 NUCLEAR = (0, 2, 3, 4, 5)
@@ -259,7 +259,7 @@ def test_every_pair_of_classes_is_told_apart_by_some_statistic(class_features):
 def test_cli_writes_a_non_square_dataset(tmp_path):
     out = tmp_path / "cli"
     result = subprocess.run(
-        [sys.executable, "-m", "stages.synth", "--out", str(out), "--images", "2", "--test-images", "1",
+        [sys.executable, "-m", "stages.dev.synth", "--out", str(out), "--images", "2", "--test-images", "1",
          "--height", "200", "--width", "300", "--seed", "3", "--cells-per-image", "5"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
@@ -271,7 +271,7 @@ def test_cli_writes_a_non_square_dataset(tmp_path):
     assert len(list((out / "train").glob("*.png"))) == 8
     assert read_png(out / "truth" / f"{submission.ID[0]}_cells.png").shape == (200, 300)
 
-    bad = subprocess.run([sys.executable, "-m", "stages.synth", "--out", str(out), "--size", "8"],
+    bad = subprocess.run([sys.executable, "-m", "stages.dev.synth", "--out", str(out), "--size", "8"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "64" in bad.stderr
 

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import storage
+from stages import Segment, Tile, storage
 from stages.classes import CHANNELS
 from stages.segment import contract as segment_contract
 from stages.segment.labels import cell_table
-from stages.segment.task import Segment
+from stages.tasking import Upstream
 from stages.tile import contract
 from stages.tile.core import cell_tiles, image_on_cell
-from stages.tile.task import Tile, load_tiles
 from stages.zoo import get_profile
 
 
@@ -48,22 +47,28 @@ def segmented(tmp_path, pipeline_settings):
     folder = Segment(split="test", shard=0).folder()
     tables = []
     for image_id, cells in IMAGES.items():
-        storage.write_arrays(storage.join(folder, segment_contract.labels_file(image_id)), cells=cells, nuclei=cells)
+        segment_contract.LABELS.write(folder, (cells, cells), image_id=image_id)
         tables.append(cell_table(cells).assign(ID=image_id))
     cells_table = pd.concat(tables)[list(segment_contract.CELLS_COLUMNS)]
-    storage.write_table(storage.join(folder, segment_contract.CELLS_FILE), cells_table)
+    segment_contract.CELLS.write(folder, cells_table)
     images_table = pd.DataFrame(
         [(image_id, cells.shape[1], cells.shape[0], int(cells.max())) for image_id, cells in IMAGES.items()],
         columns=list(segment_contract.IMAGES_COLUMNS),
     )
-    storage.write_table(storage.join(folder, segment_contract.IMAGES_FILE), images_table)
+    segment_contract.IMAGES.write(folder, images_table)
     storage.mark_done(folder)
     return fields
 
 
-def check_shard(folder: str, fields: dict[str, np.ndarray]) -> None:
+def load_tiles(task: Tile) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """A tile shard's three artifacts, read as downstream tasks read an input: through the machinery."""
+    shard = Upstream(task)
+    return shard.read(contract.TILES), shard.read(contract.IMAGE_ON_CELL), shard.read(contract.INDEX)
+
+
+def check_shard(task: Tile, fields: dict[str, np.ndarray]) -> None:
     profile = get_profile("demo")
-    tiles, on_cell, index = load_tiles(folder)
+    tiles, on_cell, index = load_tiles(task)
     assert list(index.columns) == list(contract.INDEX_COLUMNS)
     assert list(index.itertuples(index=False, name=None)) == [("a", 1), ("a", 2), ("c", 1)]
     assert tiles.shape == (3, profile.tile_size, profile.tile_size, len(contract.TILE_CHANNELS))
@@ -79,13 +84,15 @@ def check_shard(folder: str, fields: dict[str, np.ndarray]) -> None:
 def test_tile_shard_through_luigi_and_without_a_worker(segmented):
     task = Tile(split="test", shard=0)
     assert luigi.build([task], local_scheduler=True, workers=1, log_level="WARNING")
-    check_shard(task.folder(), segmented)
+    check_shard(task, segmented)
     storage.remove(task.folder())
     task.run()  # as stages.runstage does inside a container: no Luigi worker, no progress callbacks
-    check_shard(task.folder(), segmented)
+    check_shard(task, segmented)
 
 
-def test_reading_an_unfinished_shard_fails(tmp_path):
-    storage.write_bytes(str(tmp_path / contract.TILES_FILE), b"")
+def test_reading_an_unfinished_shard_fails(tmp_path, pipeline_settings):
+    pipeline_settings(work=str(tmp_path / "work"), profile="demo")
+    task = Tile(split="test", shard=0)
+    storage.write_bytes(contract.TILES.uri(task.folder()), b"")  # a crashed attempt's leftover, no marker
     with pytest.raises(storage.ArtifactNotFound, match=storage.SUCCESS_MARKER):
-        load_tiles(str(tmp_path))
+        load_tiles(task)

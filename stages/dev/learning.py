@@ -1,9 +1,9 @@
 """Is the learning real? Train a zoo cell model and image model on synthetic images, score held-out images.
 
-    python -m stages.classify.learning                     # demo models, 256 training + 96 held-out images
-    python -m stages.classify.learning --roles cell --augment cutmix,mixup --train-images 48
+    python -m stages.dev.learning                          # demo models, 256 training + 96 held-out images
+    python -m stages.dev.learning --roles cell --augment cutmix,mixup --train-images 48
 
-The synthetic generator (stages.synth) knows every cell's classes, which the real data never tells. Cells
+The synthetic generator (stages.dev.synth) knows every cell's classes, which the real data never tells. Cells
 are cut out with their true masks (the tile stage's own functions), so this measures the classifiers
 alone, not the segmentation. The cell model learns from weak labels (each tile inherits its image's
 labels, as in the pipeline) and is scored per class by ROC-AUC of its tile probabilities against the
@@ -52,8 +52,8 @@ class SyntheticSet:
 
 def synthetic_set(split: str, count: int, seed: int, size: int, tile_size: int, image_size: int) -> SyntheticSet:
     """``count`` synthetic fields of view as the classifiers see them: tiles cut with the true cell masks,
-    and the whole green images (the same image stream as ``python -m stages.synth``)."""
-    from stages.synth import core as synth
+    and the whole green images (the same image stream as ``python -m stages.dev.synth``)."""
+    from stages.dev.synth import core as synth
     from stages.tile.core import cell_tiles, square_pad_resize
     from stages.classes import CHANNELS
 
@@ -146,7 +146,7 @@ def run_check(profile_name: str = "demo", train_images: int = 256, test_images: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.classify.learning", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stages.dev.learning", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--train-images", type=int, default=256)
     parser.add_argument("--test-images", type=int, default=96)

@@ -1,4 +1,4 @@
-"""``python -m stages.synth --out DIR|s3://bucket/prefix --images N --test-images M --size PX --seed S``."""
+"""``python -m stages.dev.synth --out DIR|s3://bucket/prefix --images N --test-images M --size PX --seed S``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .core import write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.synth", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stages.dev.synth", description=__doc__)
     parser.add_argument("--out", required=True, help="output folder or s3:// prefix")
     parser.add_argument("--images", type=int, default=16, help="training images (default 16)")
     parser.add_argument("--test-images", type=int, default=4, help="test images (default 4)")

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .. import storage
-from ..classes import CHANNELS, NEGATIVE, NUM_CLASSES, format_labels
+from ... import storage
+from ...classes import CHANNELS, NEGATIVE, NUM_CLASSES, format_labels
 from . import render
 from .layout import default_cell_count, make_layout
 

@@ -1,6 +1,6 @@
 """Draw classic segmentation outlines over the images of a split, to see what the segmenter does.
 
-    python -m stages.segment.overlay --input DATA_URI --split test --out DIR [--ids ID ...] [--max-side 1024]
+    python -m stages.dev.overlay --input DATA_URI --split test --out DIR [--ids ID ...] [--max-side 1024]
 
 writes ``DIR/<ID>_overlay.png``: an RGB composite (red + yellow as red, green, blue) with cell outlines in
 white and nucleus outlines in cyan.
@@ -17,18 +17,12 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 
 from stages import storage
-from stages.fields import read_field
+from stages.fields import composite, read_field
 from stages.manifest.core import channel_files
 from stages.segment.core import SegmentSettings, segment_classic
 
 CELL_COLOUR = (255, 255, 255)
 NUCLEUS_COLOUR = (0, 255, 255)
-
-
-def composite(field: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB as the HPA shows it: microtubules and ER in red, protein in green, nuclei in blue."""
-    red, green, blue, yellow = (field[..., index] for index in range(4))
-    return np.stack([np.maximum(red, yellow), green, blue], axis=-1)
 
 
 def draw_overlay(field: np.ndarray, cells: np.ndarray, nuclei: np.ndarray, max_side: int) -> np.ndarray:

@@ -1,0 +1,264 @@
+"""The classify stage: the ensemble's EfficientNet classifiers, trained on every training shard and run per
+shard: cell models on tiles, image models on whole images (broadcast to their cells), image model #2 on
+every cell's image-on-cell input. Keras and TensorFlow are imported inside ``run`` only, so building the
+task graph stays fast."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import luigi
+import numpy as np
+
+from stages import inputs, storage
+from stages.classify import contract, core
+from stages.classify.settings import TrainSettings, model_seed
+from stages.config import pipeline
+from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
+from stages.pseudolabel import contract as pseudolabel_contract
+from stages.segment import contract as segment_contract
+from stages.tile import contract as tile_contract
+from stages.zoo import BACKBONE_SOURCES, ModelSpec, get_profile
+
+
+class classify(luigi.Config):  # noqa: N801 -- Luigi derives the [classify] section name from the class name
+    backbone_source = luigi.ChoiceParameter(
+        choices=BACKBONE_SOURCES, default="efficientnet",
+        description="efficientnet (efficientnet.tfkeras, TensorFlow) | keras_applications (any Keras backend)")
+    learning_rate = luigi.OptionalFloatParameter(
+        default=None, description="Adam learning rate; unset: the zoo profile's (hpa2021: 1e-3, the original's)")
+    seed = luigi.IntParameter(default=0, description="seed of initial weights, shuffling, augmentation, folds")
+    run_eagerly = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="train without tf.function: faster to start, slower per step (tiny tests only)")
+    jit_compile = luigi.BoolParameter(
+        default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="XLA-compile the train step (worth it on a GPU, slow to start on a CPU)")
+    predict_batch_size = luigi.IntParameter(default=64, description="images per prediction batch")
+    loader_workers = luigi.IntParameter(default=1, description="threads assembling training batches")
+    verbose = luigi.IntParameter(default=0, description="Keras fit verbosity (0 silent, 2 one line per epoch)")
+
+
+OPERATIONAL = ("classify.run_eagerly", "classify.jit_compile", "classify.predict_batch_size",
+               "classify.loader_workers", "classify.verbose")
+
+
+def profile():
+    return get_profile(pipeline().profile)
+
+
+def classifier_spec(name: str, role: str) -> ModelSpec:
+    spec = profile().model(name)
+    if spec.role != role:
+        raise ValueError(f"model {name} is a {spec.role} model, not a {role} model "
+                         f"(known {role} models: {[s.name for s in profile().role(role)]})")
+    return spec
+
+
+def training_splits(spec: ModelSpec) -> list[str]:
+    return core.training_splits(spec.external_data, bool(pipeline().external))
+
+
+def train_settings(spec: ModelSpec) -> TrainSettings:
+    config, zoo = classify(), profile()
+    return TrainSettings(
+        epochs=spec.epochs, batch_size=zoo.batch_size, steps_per_epoch=zoo.steps_per_epoch,
+        validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate or zoo.learning_rate,
+        schedule=zoo.lr_schedule, augment=spec.augment, seed=model_seed(config.seed, spec.name),
+        run_eagerly=config.run_eagerly, jit_compile=config.jit_compile, workers=config.loader_workers,
+        verbose=config.verbose,
+    )
+
+
+def pseudo_label_splits() -> list[str]:
+    """The splits the pseudo labels cover: those the fold models (the pseudo_label block's model) train on."""
+    return training_splits(profile().model(profile().pseudo_label.model))
+
+
+def training_content(spec: ModelSpec) -> dict:
+    """What changes a trained model: its zoo entry, the training settings, the backbone source, the data."""
+    splits = training_splits(spec)
+    return {"model": dataclasses.asdict(spec), "training": train_settings(spec).content(),
+            "backbone_source": classify().backbone_source, "splits": splits,
+            "external": pipeline().external if core.EXTERNAL_SPLIT in splits else ""}
+
+
+def split_inputs(task_name: str, splits: list[str], **params) -> dict:
+    return {f"{task_name.lower()}_{split}": every_shard(task_name, split=split, **params) for split in splits}
+
+
+def shards_of(ctx, task_name: str, splits: list[str]) -> list[tuple[str, object]]:
+    """``(split, upstream shard)`` of every shard of every split, in one stable order."""
+    return [(split, shard) for split in splits for shard in ctx.input(f"{task_name.lower()}_{split}")]
+
+
+def fit_outputs(ctx, spec: ModelSpec, bank, targets, groups, rows=None, extra: dict | None = None):
+    """Train one classifier: ``(model, {artifact: value})`` with the model file, history and training record."""
+    from stages.classify import models
+    from stages.classify.train import fit_classifier
+
+    with contextlib.ExitStack() as stack:
+        weights = spec.initial_weights
+        if weights and storage.is_s3(weights):
+            weights = str(stack.enter_context(storage.local_copy(weights, ".h5")))
+        model, history, result = fit_classifier(spec, train_settings(spec), bank, targets, groups, rows, weights,
+                                                classify().backbone_source, log=ctx.progress)
+    record = {**training_content(spec), **result, **(extra or {}), "final": history.iloc[-1].to_dict()}
+    return model, {contract.MODEL: models.classifier_bytes(model), contract.HISTORY: history,
+                   contract.TRAINING: record}
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def cell_model_needs(task) -> dict:
+    spec = classifier_spec(task.model, "cell")
+    needs = split_inputs("Tile", training_splits(spec))
+    if spec.pseudo_labels:
+        needs["pseudo_labels"] = single("PseudoLabel")
+    return needs
+
+
+def run_train_cell(ctx) -> dict:
+    from stages.classify import data
+    from stages.pseudolabel.core import pseudo_targets
+
+    spec = classifier_spec(ctx.params["model"], "cell")
+    splits = training_splits(spec)
+    shards = shards_of(ctx, "Tile", splits)
+    index = core.stacked_index([(split, shard.read(tile_contract.INDEX)) for split, shard in shards])
+    targets = core.weak_targets(index, {split: inputs.image_labels(split) for split in splits})
+    rows, extra = None, {"labels": "weak (image labels)"}
+    if spec.pseudo_labels:
+        labels = ctx.input("pseudo_labels").read(pseudolabel_contract.PSEUDO_LABELS)
+        targets, rows, extra = pseudo_targets(labels, index, targets, pseudo_label_splits())
+    with tile_contract.TILES.mapped([shard.folder for _, shard in shards]) as arrays:
+        _, outputs = fit_outputs(ctx, spec, data.ArrayBank(arrays), targets, core.image_keys(index), rows, extra)
+    return outputs
+
+
+def run_train_image(ctx) -> dict:
+    from stages.classify import data
+
+    spec = classifier_spec(ctx.params["model"], "image")
+    shards = shards_of(ctx, "ImageInputs", training_splits(spec))
+    index = core.stacked_index([(split, shard.read(tile_contract.IMAGE_INDEX)) for split, shard in shards])
+    with tile_contract.IMAGE_INPUTS.mapped([shard.folder for _, shard in shards]) as arrays:
+        _, outputs = fit_outputs(ctx, spec, data.ArrayBank(arrays), core.image_targets(index), core.image_keys(index),
+                                 extra={"labels": "image labels"})
+    return outputs
+
+
+MODEL_PARAMETER = {"model": luigi.Parameter(description="zoo model name, e.g. cell.b0_ext_pseudo_e10")}
+
+TRAIN_CELL_MODEL = TaskSpec(
+    name="TrainCellModel", doc="A cell model on every tile of the training split(s): weak or pseudo labels.",
+    needs=cell_model_needs, outputs=(contract.MODEL, contract.HISTORY, contract.TRAINING),
+    content=lambda task: training_content(classifier_spec(task.model, "cell")), params=MODEL_PARAMETER,
+    run=run_train_cell, splits=("train",), folder="{model}", gpu=True, operational=OPERATIONAL,
+)
+
+TRAIN_IMAGE_MODEL = TaskSpec(
+    name="TrainImageModel", doc="An image model on the green channel of every training image.",
+    needs=lambda task: split_inputs("ImageInputs", training_splits(spec := classifier_spec(task.model, "image")),
+                                    size=spec.input_size),
+    outputs=(contract.MODEL, contract.HISTORY, contract.TRAINING),
+    content=lambda task: training_content(classifier_spec(task.model, "image")), params=MODEL_PARAMETER,
+    run=run_train_image, splits=("train",), folder="{model}", gpu=True, operational=OPERATIONAL,
+)
+
+
+# ----------------------------------------------------------------------------------------------- prediction
+
+
+def load_model(uri: str):
+    from stages.classify import models
+
+    with storage.local_copy(uri, ".keras") as path:
+        return models.load_classifier(path)
+
+
+def probabilities(ctx, upstream, array, channels: str) -> np.ndarray:
+    """The trained model (input ``model``) on an array artifact of ``upstream``."""
+    from stages.classify.predict import predict_probabilities
+
+    trained = ctx.input("model")
+    ctx.progress(f"loading {trained.task.model}")
+    model = load_model(trained.uri(contract.MODEL))
+    with upstream.mapped(array) as images:
+        expected = model.input_shape[1:3]
+        if len(images) and tuple(images.shape[1:3]) != tuple(expected):
+            raise ValueError(f"model {trained.task.model}: inputs of {images.shape[1:3]} px, but the model reads "
+                             f"{expected}")
+        ctx.progress(f"predicting {len(images)} input(s)")
+        return predict_probabilities(model, images, channels, classify().predict_batch_size)
+
+
+def run_predict_tiles(ctx, array, channels: str) -> dict:
+    from stages.classify import data
+
+    tiles = ctx.input("tiles")
+    index = tiles.read(tile_contract.INDEX)
+    scores = probabilities(ctx, tiles, array, channels)
+    return {contract.SCORES: data.score_table(index["ID"], index["cell_id"], scores)}
+
+
+def run_predict_cells(ctx) -> dict:
+    return run_predict_tiles(ctx, tile_contract.TILES, classifier_spec(ctx.params["model"], "cell").channels)
+
+
+def run_predict_image_on_cell(ctx) -> dict:
+    return run_predict_tiles(ctx, tile_contract.IMAGE_ON_CELL, "green")
+
+
+def run_predict_images(ctx) -> dict:
+    from stages.classify import data
+
+    image_inputs = ctx.input("image_inputs")
+    index = image_inputs.read(tile_contract.IMAGE_INDEX)
+    scores = probabilities(ctx, image_inputs, tile_contract.IMAGE_INPUTS, "green")
+    images = data.image_score_table(index["ID"], scores)
+    cells = ctx.input("segment").read(segment_contract.CELLS)
+    return {contract.IMAGE_SCORES: images, contract.SCORES: data.broadcast_to_cells(images, cells)}
+
+
+PREDICT_CELLS = TaskSpec(
+    name="PredictCells", doc="A cell model on every tile of the shard: one score row per cell.",
+    needs=lambda task: {"tiles": this_shard("Tile"), "model": single("TrainCellModel", model=task.model)},
+    outputs=(contract.SCORES,), params={"model": luigi.Parameter(description="zoo cell model name")},
+    run=run_predict_cells, per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
+)
+
+PREDICT_IMAGES = TaskSpec(
+    name="PredictImages", doc="An image model on every whole image of the shard, broadcast to its cells.",
+    needs=lambda task: {
+        "image_inputs": this_shard("ImageInputs", size=classifier_spec(task.model, "image").input_size),
+        "segment": this_shard("Segment"), "model": single("TrainImageModel", model=task.model)},
+    outputs=(contract.SCORES, contract.IMAGE_SCORES), params={"model": luigi.Parameter(description="zoo image model")},
+    run=run_predict_images, per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
+)
+
+PREDICT_IMAGE_ON_CELL = TaskSpec(
+    name="PredictImageOnCell", doc="Image model #2 (the profile's image_on_cell_model) on every cell's "
+                                   "image-on-cell input.",
+    needs=lambda task: {"tiles": this_shard("Tile"),
+                        "model": single("TrainImageModel", model=profile().image_on_cell.name)},
+    outputs=(contract.SCORES,), run=run_predict_image_on_cell, per_shard=True, folder="shard-{shard:05d}",
+    gpu=True, operational=OPERATIONAL,
+)
+
+STAGE = Stage(name="classify", doc="The EfficientNet cell and image classifiers: training and prediction.",
+              tasks=(TRAIN_CELL_MODEL, TRAIN_IMAGE_MODEL, PREDICT_CELLS, PREDICT_IMAGES, PREDICT_IMAGE_ON_CELL),
+              whole="TrainClassifiers")
+
+
+class TrainClassifiers(luigi.WrapperTask):
+    """Every classifier of the profile: the cell models and the image models."""
+
+    def requires(self):
+        from stages.tasking import task_class
+
+        zoo = profile()
+        return [task_class("TrainCellModel")(model=spec.name) for spec in zoo.role("cell")] + [
+            task_class("TrainImageModel")(model=spec.name) for spec in zoo.role("image")]

@@ -1,0 +1,83 @@
+"""The pipeline's input data: where each split lies, its manifest, its shards, its fields of view.
+
+Shards are the machinery's unit of fan-out, so every per-shard task and wrapper asks here how many shards
+a split has and which images a shard holds. The manifest itself is the ``Manifest`` task's artifact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stages import storage
+from stages.classes import CHANNELS
+from stages.config import pipeline
+from stages.fields import BadImageError, channel_file_name, decode_channel, read_field
+from stages.manifest import contract, core
+
+
+def split_root(split: str) -> str:
+    """The data root a split is read from: ``[pipeline] external`` for the external split, else the input."""
+    if split != core.EXTERNAL_SPLIT:
+        return pipeline().input
+    if not pipeline().external:
+        raise ValueError(f"the '{split}' split was asked for, but no external data is configured "
+                         f"([pipeline] external, or --pipeline-external URI)")
+    return pipeline().external
+
+
+def split_folder(split: str) -> str:
+    """Where a split's channel files lie."""
+    return storage.join(split_root(split), core.SPLIT_LAYOUT[split][0])
+
+
+def split_table(split: str) -> str:
+    """The table (ID, Label) that lists a split's images."""
+    return storage.join(split_root(split), core.SPLIT_LAYOUT[split][1])
+
+
+def manifest_task(split: str):
+    from stages.tasking import task_class
+
+    return task_class("Manifest")(split=split)
+
+
+def load_manifest(split: str, ensure: bool = False) -> pd.DataFrame:
+    """The split's manifest; with ``ensure``, made now if it is missing (shard fan-out needs it while the
+    graph is built)."""
+    task = manifest_task(split)
+    if ensure and not task.complete():
+        task.run_here()
+    return contract.MANIFEST.read(task.folder())
+
+
+def shard_count(split: str, ensure: bool = False) -> int:
+    return core.shard_count(load_manifest(split, ensure))
+
+
+def shard_rows(split: str, shard: int) -> pd.DataFrame:
+    return core.shard_rows(load_manifest(split), shard)
+
+
+def image_labels(split: str) -> dict[str, str]:
+    manifest = load_manifest(split)
+    return dict(zip(manifest["ID"], manifest["Label"]))
+
+
+def field_of(split: str, row) -> np.ndarray:
+    """The four channels of a manifest row's image, as (H, W, 4) uint8."""
+    return read_field(split_folder(split), row["ID"], {channel: row[channel] for channel in CHANNELS})
+
+
+def green_of(split: str, row) -> np.ndarray:
+    """A manifest row's green channel alone, as 2-D uint8 (what the image models and the detector read)."""
+    folder = split_folder(split)
+    if not row["green"]:
+        expected = storage.join(folder, channel_file_name(row["ID"], "green", ".png"))
+        raise BadImageError(row["ID"], expected, "the green channel file is missing")
+    uri = storage.join(folder, row["green"])
+    try:
+        data = storage.read_bytes(uri)
+    except storage.ArtifactNotFound:
+        raise BadImageError(row["ID"], uri, "the green channel file is missing") from None
+    return decode_channel(data, row["ID"], uri)

@@ -1,0 +1,11 @@
+"""What the manifest stage writes: the one place its file and columns are declared."""
+
+from stages.artifacts import table
+from stages.classes import CHANNELS
+
+# <work>/manifest/<fingerprint>/<split>/
+MANIFEST = table(
+    "manifest.csv",
+    "one row per image of the split: ID, its shard, the file name of each channel (empty where missing), Label",
+    {"ID": str, "shard": "int64", **{channel: str for channel in CHANNELS}, "Label": str},
+)

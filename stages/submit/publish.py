@@ -1,0 +1,96 @@
+"""The pipeline's goal: the submission, the evaluation (where truth is known) and the report, published as
+plain copies at the work root beside the fingerprinted artifacts.
+
+``<work>/published.json`` names the artifacts the copies came from and the run's pipeline settings (input,
+external data, profile, shard size), so commands that come later (``stages.predict``) find what the run
+used; ``Submission`` is complete when that record matches the current settings, so a rerun with nothing to
+do costs a few reads. It is not a declared stage task: it writes outside any fingerprinted folder.
+"""
+
+from __future__ import annotations
+
+import luigi
+
+from stages import storage
+from stages.config import pipeline
+from stages.manifest.core import SPLITS
+from stages.submit import contract, summary
+from stages.submit.contract import RECORDED_SETTINGS
+from stages.submit.stage import truth_known
+from stages.tasking import task_class
+
+
+def top_level_name(name: str, split: str) -> str:
+    """``submission.csv`` for the test split, ``submission_<split>.csv`` for another."""
+    if split == "test":
+        return name
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}_{split}{dot}{extension}"
+
+
+def record_uri(split: str = "test") -> str:
+    return storage.join(pipeline().work, top_level_name(contract.PUBLISHED, split))
+
+
+class PublishedTarget(luigi.Target):
+    """Exists when the record names exactly the expected artifacts and every copy is there."""
+
+    def __init__(self, uri: str, expected: dict):
+        self.uri = uri
+        self.expected = expected
+
+    def exists(self) -> bool:
+        if not storage.exists(self.uri):
+            return False
+        try:
+            recorded = storage.read_json(self.uri)
+        except (ValueError, storage.ArtifactNotFound):
+            return False
+        return recorded == self.expected and all(storage.exists(copy) for copy in recorded.get("copies", {}))
+
+
+class Submission(luigi.Task):
+    """The whole pipeline: submission, evaluation where truth is known, report; published at the work root."""
+
+    split = luigi.ChoiceParameter(choices=SPLITS, default="test")
+
+    def artifacts(self) -> dict[str, tuple]:
+        """Published name -> (task, artifact)."""
+        found = {"submission": ("WriteSubmission", contract.SUBMISSION), "report": ("Report", contract.REPORT)}
+        if truth_known():
+            found["evaluation"] = ("Evaluate", contract.EVALUATION)
+        return {key: (task_class(name)(split=self.split), artifact) for key, (name, artifact) in found.items()}
+
+    def requires(self):
+        return [task for task, _ in self.artifacts().values()]
+
+    def record(self) -> dict:
+        work = pipeline().work
+        copies = {storage.join(work, top_level_name(artifact.name, self.split)): artifact.uri(task.folder())
+                  for task, artifact in self.artifacts().values()}
+        settings = {key: getattr(pipeline(), key) for key in ("work", *RECORDED_SETTINGS)}
+        return {"split": self.split, "copies": copies, "pipeline": settings}
+
+    def output(self):
+        return PublishedTarget(record_uri(self.split), self.record())
+
+    def run(self):
+        record = self.record()
+        storage.remove(self.output().uri)  # a half-published set must not pass for the old one
+        for copy, source in record["copies"].items():
+            storage.write_bytes(copy, storage.read_bytes(source))
+        storage.write_json(self.output().uri, record)  # last: its presence means the copies are complete
+        print(published_text(self.split), flush=True)
+
+
+def published_text(split: str = "test") -> str:
+    """Where the last published run's results are, and its mAP: for the end of a command."""
+    uri = record_uri(split)
+    if not storage.exists(uri):
+        return f"nothing published yet under {pipeline().work}"
+    copies = list(storage.read_json(uri)["copies"])
+    lines = [f"{name.rsplit('/', 1)[-1]}: {name}" for name in copies]
+    evaluation = [name for name in copies if name.endswith(".json")]
+    if evaluation:
+        lines.append(summary.evaluation_text(storage.read_json(evaluation[0])))
+    return "\n".join(lines)
