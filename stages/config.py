@@ -22,3 +22,6 @@ class pipeline(luigi.Config):  # noqa: N801 -- Luigi derives the [pipeline] sect
     work = luigi.Parameter(default="work", description="artifact root URI: a folder or s3://bucket/prefix")
     profile = luigi.ChoiceParameter(choices=PROFILES, default="demo", description="model zoo profile")
     shard_size = luigi.IntParameter(default=32, description="images per micro-batch (per-shard task)")
+    tasks_per_stage = luigi.IntParameter(
+        default=64, description="most Luigi tasks a per-shard stage makes per split: consecutive shards are grouped "
+        "into that many (operational: shards, folders and fingerprints stay as they are)")

@@ -42,17 +42,40 @@ def manifest_task(split: str):
     return task_class("Manifest")(split=split)
 
 
+# Manifests read in this process, by folder: a graph asks for a split's shard count once per group, and a
+# finished manifest folder never changes (the Manifest task forgets its folder before it rewrites it).
+_manifests: dict[str, pd.DataFrame] = {}
+
+
 def load_manifest(split: str, ensure: bool = False) -> pd.DataFrame:
     """The split's manifest; with ``ensure``, made now if it is missing (shard fan-out needs it while the
     graph is built)."""
     task = manifest_task(split)
-    if ensure and not task.complete():
-        task.run_here()
-    return contract.MANIFEST.read(task.folder())
+    folder = task.folder()
+    if folder not in _manifests:
+        if ensure and not task.complete():
+            task.run_here()
+        _manifests[folder] = contract.MANIFEST.read(folder)
+    return _manifests[folder]
+
+
+def forget_manifest(folder: str) -> None:
+    _manifests.pop(folder, None)
+    _shard_counts.clear()
+
+
+_shard_counts: dict[tuple, int] = {}
 
 
 def shard_count(split: str, ensure: bool = False) -> int:
-    return core.shard_count(load_manifest(split, ensure))
+    """How many shards the split has; asked once per group and wrapper, so remembered for as long as the
+    settings it derives from stay as they are."""
+    from stages.tasking import settings_state
+
+    key = (split, settings_state())
+    if key not in _shard_counts:
+        _shard_counts[key] = core.shard_count(load_manifest(split, ensure))
+    return _shard_counts[key]
 
 
 def shard_rows(split: str, shard: int) -> pd.DataFrame:

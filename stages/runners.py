@@ -19,7 +19,9 @@ from luigi.task_register import Register
 
 from stages import storage
 
-RUNNERS = ("inprocess", "docker", "kubernetes")
+# markers: for benchmarks of the task graph alone (bench/scale.py): nothing runs, each task's folder gets
+# its marker, and a task that is not per shard its fixed-name files, empty.
+RUNNERS = ("inprocess", "docker", "kubernetes", "markers")
 # Credentials travel by name (`-e NAME`): docker copies the value from our environment, so secrets never
 # appear on a command line or in a Job spec.
 PASSED_ENVIRONMENT = (
@@ -160,6 +162,15 @@ def run_in_kubernetes(task) -> None:
     StageJob().run()
 
 
+def write_markers(task) -> None:
+    folder = task.folder()
+    if not task.spec.per_shard:  # what later tasks copy or read whole (Submission publishes them)
+        for artifact in task.spec.outputs:
+            if "{" not in artifact.name:
+                storage.write_bytes(artifact.uri(folder), b"")
+    storage.mark_done(folder)
+
+
 def dispatch(task) -> None:
     """Run ``task.run_here()`` where the [runner] section says."""
     mode = runner().mode
@@ -167,7 +178,9 @@ def dispatch(task) -> None:
         task.run_here()
     elif mode == "docker":
         run_in_docker(task)
-    else:
+    elif mode == "kubernetes":
         run_in_kubernetes(task)
+    else:
+        write_markers(task)
     if not task.complete():
         raise RuntimeError(f"{task}: the {mode} run ended but its output is missing: {task.output()}")

@@ -142,6 +142,7 @@ def listdir(uri: str) -> list[str]:
 
 def remove(uri: str) -> None:
     """Delete a file or everything under a prefix; no error when nothing is there."""
+    _forget_done(uri)
     if is_s3(uri):
         s3.remove(uri)
         return
@@ -188,13 +189,29 @@ def write_json(uri: str, value) -> None:
     write_bytes(uri, json.dumps(value, indent=2, sort_keys=True).encode())
 
 
+# Folders seen finished by this process. A finished folder is never rewritten, only removed (by
+# remove(), which forgets it), so a scheduler that checks the same thousands of shard markers again and
+# again asks the store once each: on S3 each check is a request.
+_done: set[str] = set()
+
+
 def mark_done(folder_uri: str) -> None:
     """Written last by a multi-file output: its presence means every other file is complete."""
     write_bytes(join(folder_uri, SUCCESS_MARKER), b"")
+    _done.add(str(folder_uri).rstrip("/"))
 
 
 def is_done(folder_uri: str) -> bool:
-    return exists(join(folder_uri, SUCCESS_MARKER))
+    folder = str(folder_uri).rstrip("/")
+    if folder not in _done and exists(join(folder, SUCCESS_MARKER)):
+        _done.add(folder)
+    return folder in _done
+
+
+def _forget_done(uri: str) -> None:
+    prefix = str(uri).rstrip("/")
+    for folder in [folder for folder in _done if folder == prefix or folder.startswith(prefix + "/")]:
+        _done.discard(folder)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,17 @@ class StorageTarget(luigi.Target):
         return storage.exists(self.uri)
 
 
+class DoneTarget(StorageTarget):
+    """A task's folder, finished when its success marker is there (:func:`stages.storage.is_done`)."""
+
+    def __init__(self, folder: str):
+        super().__init__(storage.join(folder, storage.SUCCESS_MARKER))
+        self.folder = folder
+
+    def exists(self) -> bool:
+        return storage.is_done(self.folder)
+
+
 _fingerprints: dict[tuple, tuple[tuple, str]] = {}
 
 
@@ -81,14 +92,13 @@ class StageTask(luigi.Task):
         return target(**params)
 
     def requires(self):
-        required = []
-        for need in self.needs().values():
-            if need.scope == "split":
-                task = self.needed(need)
-                required.append(all_shards_class(need.task)(**task.shard_free_params()))
-            else:
-                required.append(self.needed(need))
-        return required
+        return [self.required(need) for need in self.needs().values()]
+
+    def required(self, need: Needs) -> luigi.Task:
+        """The Luigi task that stands for a need: for every shard of a stage, its ``<Task>All`` wrapper."""
+        if need.scope == "split":
+            return task_class(f"{need.task}All")(**self.needed(need).shard_free_params())
+        return self.needed(need)
 
     def shard_free_params(self) -> dict:
         return {name: value for name, value in self.param_kwargs.items() if name != "shard"}
@@ -110,13 +120,21 @@ class StageTask(luigi.Task):
         return value
 
     def folder(self) -> str:
+        # Asked for at every completeness check of every shard: remembered on the (cached) task instance
+        # while the settings stay as they are.
+        state = settings_state()
+        cached = self.__dict__.get("_folder")
+        if cached is not None and cached[0] == state:
+            return cached[1]
         directory = self.spec.directory or snake_case(self.get_task_family())
         root = storage.join(pipeline().work, directory, self.fingerprint(), self.split)
         leaf = self.spec.folder.format(**self.param_kwargs)
-        return storage.join(root, leaf) if leaf else root
+        folder = storage.join(root, leaf) if leaf else root
+        self._folder = (state, folder)
+        return folder
 
     def output(self):
-        return StorageTarget(storage.join(self.folder(), storage.SUCCESS_MARKER))
+        return DoneTarget(self.folder())
 
     # ------------------------------------------------------------------ running
 
@@ -213,45 +231,20 @@ class Context:
         artifact.write(self.folder, value, **fields)
 
 
-class AllShards(luigi.WrapperTask):
-    """One per-shard task over every shard of a split: complete exactly when every shard is, so deleting
-    one shard's output and rerunning recomputes that shard alone.
-
-    The shard tasks are static requirements, known when the graph is built (the manifest is made then if it
-    is missing: one listing of the input). Every worker attached to a central luigid therefore sees every
-    shard task; tasks yielded at run time would be visible to the worker that yielded them only.
-    """
-
-    shard_task: ClassVar[type[StageTask]]
-
-    def shard_tasks(self) -> list[StageTask]:
-        count = inputs.shard_count(self.split, ensure=True)
-        return [self.shard_task(shard=shard, **self.param_kwargs) for shard in range(count)]
-
-    def requires(self):
-        return self.shard_tasks()
-
-
 _classes: dict[str, type[luigi.Task]] = {}
 
 
-def _split_parameter(spec: TaskSpec) -> luigi.Parameter:
+def split_parameter(spec: TaskSpec) -> luigi.Parameter:
     default = "test" if "test" in spec.splits else spec.splits[0]
     return luigi.ChoiceParameter(choices=spec.splits, default=default, description="which split of the data")
 
 
 def make_task_class(stage: Stage, spec: TaskSpec) -> type[StageTask]:
     attributes = {"spec": spec, "stage_name": stage.name, "__doc__": spec.doc, "__module__": f"stages.{stage.name}",
-                  "split": _split_parameter(spec), **spec.params}
+                  "split": split_parameter(spec), **spec.params}
     if spec.per_shard:
         attributes["shard"] = luigi.IntParameter(description="shard index (see the manifest)")
     return type(spec.name, (StageTask,), attributes)
-
-
-def make_all_shards_class(task: type[StageTask]) -> type[AllShards]:
-    attributes = {"shard_task": task, "__doc__": f"{task.spec.name} over every shard of a split.",
-                  "__module__": task.__module__, "split": _split_parameter(task.spec), **task.spec.params}
-    return type(f"{task.spec.name}All", (AllShards,), attributes)
 
 
 def task_classes(stages: tuple[Stage, ...]) -> dict[str, type[luigi.Task]]:
@@ -262,7 +255,9 @@ def task_classes(stages: tuple[Stage, ...]) -> dict[str, type[luigi.Task]]:
                 task = make_task_class(stage, spec)
                 _classes[spec.name] = task
                 if spec.per_shard:
-                    _classes[f"{spec.name}All"] = make_all_shards_class(task)
+                    from stages.shards import fan_out_classes
+
+                    _classes.update(fan_out_classes(task))
     return _classes
 
 
@@ -273,7 +268,3 @@ def task_class(name: str) -> type[StageTask]:
         return TASKS[name]
     except KeyError:
         raise KeyError(f"no declared task {name!r}; declared: {sorted(TASKS)}") from None
-
-
-def all_shards_class(name: str) -> type[AllShards]:
-    return task_class(f"{name}All")

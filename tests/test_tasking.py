@@ -11,7 +11,8 @@ from stages.artifacts import Artifact
 from stages.declare import Stage, TaskSpec
 from stages.dev.synth.core import write_dataset
 from stages.registry import STAGES
-from stages.tasking import AllShards, StageTask, make_task_class
+from stages.shards import AllShards, ShardGroup
+from stages.tasking import StageTask, make_task_class
 
 EXAMPLES = {"model": {"TrainImageModel": "image.b7_600_noext", "PredictImages": "image.b7_600_ext"},
             "fold": 1, "size": 128}
@@ -48,7 +49,12 @@ def test_requires_and_the_fingerprint_name_the_same_upstream(small_run):
     for task in every_task():
         required = []
         for dependency in luigi.task.flatten(task.requires()):
-            required += dependency.shard_tasks() if isinstance(dependency, AllShards) else [dependency]
+            if isinstance(dependency, AllShards):
+                required += dependency.shard_tasks()
+            elif isinstance(dependency, ShardGroup):
+                required += dependency.members()
+            else:
+                required.append(dependency)
         assert bool(required) == bool(task.needs()), task
         assert all(isinstance(dependency, StageTask) for dependency in required)
         assert {dependency.fingerprint() for dependency in required} == {

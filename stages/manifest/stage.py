@@ -12,6 +12,7 @@ def content(task) -> dict:
 
 
 def run(ctx) -> dict:
+    inputs.forget_manifest(ctx.folder)
     folder, table_uri = inputs.split_folder(ctx.split), inputs.split_table(ctx.split)
     listed = storage.read_table(table_uri, dtype=str, keep_default_na=False) if storage.exists(table_uri) else None
     manifest = core.build_manifest(storage.listdir(folder), listed, pipeline().shard_size)
