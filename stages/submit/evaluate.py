@@ -1,4 +1,5 @@
-"""The challenge metric (SPEC 2): mAP over the 19 classes at mask IoU >= 0.6, Open Images style.
+"""The challenge metric (SPEC 2): mAP over the 19 classes at mask IoU >= 0.6, Open Images style; beside it
+the strict mAP and the per-cell macro ROC-AUC (SPEC 2, measures for users beyond the challenge).
 
 For each class c, following the Open Images challenge evaluator (TF object detection API,
 ``OpenImagesInstanceSegmentationChallengeEvaluator``) as the host used it:
@@ -16,6 +17,8 @@ For each class c, following the Open Images challenge evaluator (TF object detec
   (over every truth cell of c) follow, and AP is the area under the all-point interpolated precision
   envelope. A class with truth but no counted prediction has AP 0; a class with no truth cell has no AP
   and is left out of the mean.
+- The strict mAP is the same computation with every image evaluated for every class: a prediction of c
+  in an image without c is a false positive. The per-cell macro ROC-AUC: :mod:`stages.submit.cell_auc`.
 
 Two ways in, one metric:
 
@@ -35,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS, parse_labels
+from stages.submit.cell_auc import CellScores
 from stages.submit.contract import IOU_THRESHOLD
 
 
@@ -88,12 +92,7 @@ def _pick(matrix: np.ndarray, ids: np.ndarray, axis: int) -> np.ndarray:
     """Rows (axis 0) or columns (axis 1) of ``matrix`` for ``ids``; ids beyond it give zeros."""
     ids = np.asarray(ids, dtype=np.int64)
     inside = (ids >= 0) & (ids < matrix.shape[axis])
-    picked = np.take(matrix, np.where(inside, ids, 0), axis=axis)
-    if axis == 0:
-        picked[~inside, :] = 0.0
-    else:
-        picked[:, ~inside] = 0.0
-    return picked
+    return np.take(matrix, np.where(inside, ids, 0), axis=axis) * np.expand_dims(inside, 1 - axis)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +122,13 @@ def image_overlap(
 
 
 def match_image(
-    overlap: ImageOverlap, keys, classes, confidences, iou_threshold: float = IOU_THRESHOLD
+    overlap: ImageOverlap, keys, classes, confidences, iou_threshold: float = IOU_THRESHOLD, strict: bool = False
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per class: ``(confidences, is_true_positive)`` of this image's predictions of it that count.
 
     Predictions are triples given as three (N,) arrays: the mask's key in ``overlap.iou``, the class, the
-    confidence. Classes absent from the image's labels get empty arrays (their predictions are ignored).
+    confidence. Classes absent from the image's labels get empty arrays (their predictions are ignored),
+    unless ``strict``: then their predictions count, every one a false positive.
     """
     keys = np.asarray(keys, dtype=np.int64).ravel()
     classes = np.asarray(classes, dtype=np.int64).ravel()
@@ -137,7 +137,7 @@ def match_image(
         raise ValueError("keys, classes and confidences differ in length")
     if classes.size and (classes.min() < 0 or classes.max() >= NUM_CLASSES):
         raise ValueError(f"predicted classes must lie in 0..{NUM_CLASSES - 1}")
-    present = overlap.image_classes
+    present = np.ones(NUM_CLASSES, dtype=bool) if strict else overlap.image_classes
     empty = (np.zeros(0), np.zeros(0, dtype=bool))
     out = []
     for klass in range(NUM_CLASSES):
@@ -183,16 +183,19 @@ class Evaluation:
 
     def __init__(self, iou_threshold: float = IOU_THRESHOLD):
         self.iou_threshold = float(iou_threshold)
-        self._confidences: list[list[np.ndarray]] = [[] for _ in range(NUM_CLASSES)]
-        self._tp: list[list[np.ndarray]] = [[] for _ in range(NUM_CLASSES)]
+        # per class, per image: (confidences, is_tp, counted by the challenge) of every prediction, matched strictly
+        empty = (np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        self._matched: list[list[tuple[np.ndarray, ...]]] = [[empty] for _ in range(NUM_CLASSES)]
         self._n_truth = np.zeros(NUM_CLASSES, dtype=np.int64)
+        self.cells = CellScores()
         self.images = 0
 
     def add(self, overlap: ImageOverlap, keys, classes, confidences) -> None:
         """One image: its overlap and its prediction triples (see :func:`match_image`)."""
-        for klass, (confidence, tp) in enumerate(match_image(overlap, keys, classes, confidences, self.iou_threshold)):
-            self._confidences[klass].append(confidence)
-            self._tp[klass].append(tp)
+        matched = match_image(overlap, keys, classes, confidences, self.iou_threshold, strict=True)
+        for klass, ((confidence, tp), counted) in enumerate(zip(matched, overlap.image_classes.tolist())):
+            self._matched[klass].append((confidence, tp, np.full(tp.size, counted)))
+        self.cells.add(overlap.iou, overlap.truth_classes, keys, classes, confidences)
         self._n_truth += overlap.truth_classes.sum(axis=0)
         self.images += 1
 
@@ -216,31 +219,26 @@ class Evaluation:
         self.add_scores(overlap, scores["cell_id"].to_numpy(), scores[list(SCORE_COLUMNS)].to_numpy(dtype=np.float64))
 
     def result(self) -> dict:
-        """JSON-able: ``mAP`` (None when no class has truth), ``classes_evaluated``, ``images``,
-        ``iou_threshold`` and ``per_class[str(index)] = {name, AP (None without truth), truth_cells,
-        predictions (counted ones), true_positives}``."""
-        per_class = {}
-        aps = []
+        """JSON-able: ``mAP`` and ``strict_mAP`` (None when no class has truth), :meth:`CellScores.result`'s keys
+        (``cell_auc``, ``cell_auc_classes``, ...), ``classes_evaluated``, ``images``, ``iou_threshold`` and
+        ``per_class[str(index)] = {name, AP and strict_ap (None without truth), cell_auc (None without both kinds
+        of truth cell), truth_cells, predictions (counted ones), strict_predictions, true_positives}``."""
+        cells, per_class = self.cells.result(), {}
         for klass in range(NUM_CLASSES):
-            confidence = np.concatenate(self._confidences[klass]) if self._confidences[klass] else np.zeros(0)
-            tp = np.concatenate(self._tp[klass]) if self._tp[klass] else np.zeros(0, dtype=bool)
-            ap = average_precision(confidence, tp, int(self._n_truth[klass]))
-            if not np.isnan(ap):
-                aps.append(ap)
+            n_truth = int(self._n_truth[klass])
+            confidence, tp, counted = (np.concatenate(part) for part in zip(*self._matched[klass]))
+            ap = average_precision(confidence[counted], tp[counted], n_truth)
+            strict_ap = average_precision(confidence, tp, n_truth)  # absent classes add false positives only
             per_class[str(klass)] = {
-                "name": CLASS_NAMES[klass],
-                "AP": None if np.isnan(ap) else ap,
-                "truth_cells": int(self._n_truth[klass]),
-                "predictions": int(confidence.size),
-                "true_positives": int(tp.sum()),
+                "name": CLASS_NAMES[klass], "AP": ap if n_truth else None, "strict_ap": strict_ap if n_truth else None,
+                "cell_auc": cells["per_class"][klass], "truth_cells": n_truth, "predictions": int(counted.sum()),
+                "strict_predictions": int(confidence.size), "true_positives": int(tp.sum()),
             }
-        return {
-            "mAP": float(np.mean(aps)) if aps else None,
-            "classes_evaluated": len(aps),
-            "images": self.images,
-            "iou_threshold": self.iou_threshold,
-            "per_class": per_class,
-        }
+        aps = [entry["AP"] for entry in per_class.values() if entry["truth_cells"]]
+        strict_aps = [entry["strict_ap"] for entry in per_class.values() if entry["truth_cells"]]
+        return {"mAP": float(np.mean(aps)) if aps else None, "strict_mAP": float(np.mean(strict_aps)) if aps else None,
+                **{key: value for key, value in cells.items() if key != "per_class"}, "classes_evaluated": len(aps),
+                "images": self.images, "iou_threshold": self.iou_threshold, "per_class": per_class}
 
 
 class MissingTruth(ValueError):

@@ -44,7 +44,9 @@ def evaluate_submission(
 ) -> dict:
     """Score a Kaggle submission table (``ID, ImageWidth, ImageHeight, PredictionString``) against the
     truth, masks compared as RLEs (no mask is decoded). Every submission image needs a truth label image
-    and truth rows (:class:`MissingTruth` otherwise, as in :func:`evaluate_sources`)."""
+    and truth rows (:class:`MissingTruth` otherwise, as in :func:`evaluate_sources`). Returns
+    :meth:`Evaluation.result`: the challenge and strict mAP, and the per-cell macro ROC-AUC, each truth cell
+    paired with the mask (identical mask texts are one mask) of best RLE IoU."""
     truth_of = rows_by_image(truth_cells)
     evaluation = Evaluation(iou_threshold)
     for row in submission.itertuples(index=False):

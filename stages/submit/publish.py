@@ -9,6 +9,8 @@ do costs a few reads. It is not a declared stage task: it writes outside any fin
 
 from __future__ import annotations
 
+import logging
+
 import luigi
 
 from stages import storage
@@ -18,6 +20,8 @@ from stages.submit import contract, summary
 from stages.submit.contract import RECORDED_SETTINGS
 from stages.submit.stage import truth_known
 from stages.tasking import task_class
+
+logger = logging.getLogger("luigi-interface")
 
 
 def top_level_name(name: str, split: str) -> str:
@@ -80,7 +84,8 @@ class Submission(luigi.Task):
         for copy, source in record["copies"].items():
             storage.write_bytes(copy, storage.read_bytes(source))
         storage.write_json(self.output().uri, record)  # last: its presence means the copies are complete
-        print(published_text(self.split), flush=True)
+        for copy in record["copies"]:
+            logger.info("published %s", copy)
 
 
 def published_text(split: str = "test") -> str:

@@ -1,8 +1,15 @@
 """The human-readable report: one self-contained HTML file (pure: dicts and arrays in, text and pixels out).
 
-It shows the per-class AP chart (an inline SVG, no plotting library), the ablation table (each source alone
-against the fusion), a few test images with cell outlines and each cell's top classes drawn on them
-(PNG, embedded as data URIs so the file travels alone), and the run's settings and package versions.
+From the top: the run's summary (linking the published submission.csv), notes to read first (demo-sized
+models, a source that contributed nothing, the chance level of the metric), the ablation (each source alone
+against the fusion: challenge mAP, strict mAP and per-cell AUC where evaluated), the per-class AP as a table
+and a chart, a channel legend, then every drawn test image with cell and nucleus outlines and cell ids (a
+thumbnail that enlarges on click) beside a table of each cell's top classes and the truth where it is
+known; last the settings and package versions. Images are PNG data URIs, each embedded once, and the few
+lines of CSS and JS are inline, so the file travels alone.
+
+The parts live in :mod:`stages.submit.report_draw` (drawing), :mod:`stages.submit.report_tables` (tables),
+:mod:`stages.submit.report_notes` (legend and notes) and :mod:`stages.submit.report_chart` (the SVG chart).
 """
 
 from __future__ import annotations
@@ -13,65 +20,52 @@ import importlib.metadata
 import json
 import platform
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import pandas as pd
-from scipy import ndimage
-from skimage.segmentation import find_boundaries
 
-from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
-from stages.fields import composite
+from stages.submit import report_notes, report_tables
+from stages.submit.report_chart import ap_chart_svg, page_style, script
+from stages.submit.report_draw import draw_cells
+from stages.submit.report_overlay import annotate
+from stages.submit.report_tables import image_top, top_classes
 from stages.submit.summary import FUSED, score_text
 from stages.zoo import FusionSettings
 
-OUTLINE = (255, 255, 255)
-TEXT = (255, 255, 0)
-SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+__all__ = ["Figure", "Markup", "annotate", "ap_chart_svg", "figure", "package_versions", "png_bytes",
+           "render_html", "report_html", "top_classes"]
+
+TOP = 3  # classes listed per cell
 # Both TensorFlow and ultralytics names: whichever build is installed is the one a reader needs to know.
 VERSIONED_PACKAGES = (
     "numpy", "pandas", "luigi", "pycocotools", "opencv-python-headless", "scikit-image", "scipy",
     "tensorflow", "tensorflow-cpu", "keras", "efficientnet", "torch", "torchvision",
     "ultralytics-opencv-headless", "ultralytics", "boto3",
 )
+WRITTEN_FILE = "submission.csv as written"
+MEASURE_TEXT = (
+    ("mAP", "<b>mAP (challenge)</b>: Open Images instance-segmentation style, a prediction of a class counted only "
+            "in images whose truth has it, averaged over the classes with truth cells"),
+    ("strict_mAP", "<b>strict mAP</b>: the same with every prediction counted (a class predicted in an image "
+                   "without it is a false positive), as for a user without image labels"),
+    ("cell_auc", "<b>per-cell AUC</b>: macro ROC-AUC over the truth cells, each scored by its best-overlapping "
+                 "predicted cell, averaged over the classes with both positive and negative cells"),
+)
 
 
-def top_classes(scores: pd.DataFrame, k: int = 2) -> dict[int, list[tuple[int, float]]]:
-    """Per cell of one image's score rows, its ``k`` best ``(class, score)`` pairs, best first."""
-    values = scores[list(SCORE_COLUMNS)].to_numpy(dtype=np.float64)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    return {
-        int(cell_id): [(int(klass), float(row[klass])) for klass in best]
-        for cell_id, row, best in zip(scores["cell_id"].to_numpy(), values, order)
-    }
+class Markup(str):
+    """Text that is already HTML: put on the page as it is (every other value is escaped)."""
 
 
-def annotate(field: np.ndarray, cells: np.ndarray, top: Mapping[int, Sequence[tuple[int, float]]],
-             max_side: int = 768) -> np.ndarray:
-    """(h, w, 3) RGB uint8: the HPA composite shrunk to at most ``max_side``, cell outlines in white and
-    each cell's top classes written at its centroid."""
-    rows, cols = cells.shape
-    scale = min(1.0, max_side / max(rows, cols))
-    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    image = np.ascontiguousarray(cv2.resize(composite(field), size, interpolation=cv2.INTER_AREA))
-    small = cv2.resize(cells, size, interpolation=cv2.INTER_NEAREST_EXACT)
-    image[find_boundaries(small, mode="inner")] = OUTLINE
-    ids = [cell_id for cell_id in top if (cells == cell_id).any()] if top else []
-    if not ids:
-        return image
-    centres = ndimage.center_of_mass(np.ones_like(cells), cells, ids)
-    font_scale = max(0.3, 0.35 * size[0] / 512)
-    for cell_id, (cy, cx) in zip(ids, centres):
-        lines = [f"{CLASS_NAMES[klass][:18]} {score:.2f}" for klass, score in top[cell_id]]
-        y = int(cy * scale) - 6 * (len(lines) - 1)
-        for line in lines:
-            (width, height), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            x = int(np.clip(cx * scale - width / 2, 0, max(0, size[0] - width)))
-            y_text = int(np.clip(y, height, size[1] - 1))
-            cv2.putText(image, line, (x, y_text), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, line, (x, y_text), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT, 1, cv2.LINE_AA)
-            y += height + 4
-    return image
+class Figure(NamedTuple):
+    """One drawn image: its ID, the PNG, a one-line caption and the HTML table of its cells' classes."""
+
+    image_id: str
+    png: bytes
+    caption: str
+    table: str = ""
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -81,161 +75,156 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def ap_chart_svg(results: Mapping[str, dict], width: int = 760) -> str:
-    """Grouped horizontal bars: per class, the AP of every named result (e.g. fused, then each source).
-
-    Classes without truth show "no truth" instead of bars.
-    """
-    names = list(results)
-    bar, gap, label_width = 7, 8, 250
-    group = bar * len(names) + gap
-    plot = width - label_width - 60
-    height = 30 + NUM_CLASSES * group + 20 * len(names) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             f'font-size="11" role="img" aria-label="per-class AP">']
-    for tick in (0, 0.25, 0.5, 0.75, 1.0):
-        x = label_width + tick * plot
-        parts.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{20 + NUM_CLASSES * group}" stroke="#ddd"/>')
-        parts.append(f'<text x="{x:.1f}" y="14" text-anchor="middle">{tick:g}</text>')
-    for klass in range(NUM_CLASSES):
-        top = 20 + klass * group
-        name = html.escape(f"{klass} {CLASS_NAMES[klass]}")
-        parts.append(f'<text x="{label_width - 6}" y="{top + group / 2 + 3:.1f}" text-anchor="end">{name}</text>')
-        values = [results[series]["per_class"][str(klass)]["AP"] for series in names]
-        if all(value is None for value in values):
-            parts.append(f'<text x="{label_width + 4}" y="{top + group / 2 + 3:.1f}" fill="#999">no truth</text>')
-            continue
-        for index, (series, value) in enumerate(zip(names, values)):
-            if value is None:
-                continue
-            colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
-            y = top + index * bar
-            parts.append(f'<rect x="{label_width}" y="{y}" width="{max(value * plot, 0.5):.1f}" height="{bar - 1}" '
-                         f'fill="{colour}"><title>{html.escape(series)}: {value:.3f}</title></rect>')
-    legend_top = 30 + NUM_CLASSES * group
-    for index, series in enumerate(names):
-        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
-        mean = results[series]["mAP"]
-        label = html.escape(f"{series} (mAP {mean:.3f})" if mean is not None else series)
-        y = legend_top + 20 * index
-        parts.append(f'<rect x="{label_width}" y="{y}" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{label_width + 18}" y="{y + 10}">{label}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+def figure(image_id: str, field: np.ndarray, cells: np.ndarray, nuclei: np.ndarray | None, scores: pd.DataFrame,
+           max_side: int, image_truth: Sequence[int] | None = None,
+           cell_truth: Mapping[int, tuple[int, Sequence[int]]] | None = None, k: int = TOP) -> Figure:
+    """One report image: outlines and ids drawn (:func:`stages.submit.report_draw.draw_cells`), and the table of
+    each cell's top ``k`` classes. ``scores``: a score table holding (at least) this image's rows;
+    ``image_truth``: the image's truth classes where known; ``cell_truth``: predicted cell id -> (truth cell
+    id, its classes) from :func:`stages.submit.report_tables.pair_truth`, where per-cell truth is known."""
+    rows = scores[scores["ID"] == image_id]
+    top = top_classes(rows, k)
+    png = png_bytes(draw_cells(field, cells, nuclei, max_side))
+    caption = f"{image_id}: {field.shape[1]}x{field.shape[0]}, {len(top)} cell(s)"
+    table = report_tables.cell_table(top, image_top(rows, k), image_truth, cell_truth)
+    return Figure(image_id, png, caption, table)
 
 
-def ablation_table(results: Mapping[str, dict]) -> str:
-    """HTML table: one row per result (mAP, classes evaluated), one column per class AP."""
-    head = "".join(f'<th title="{html.escape(CLASS_NAMES[k])}">{k}</th>' for k in range(NUM_CLASSES))
-    rows = []
-    for name, result in results.items():
-        cells = "".join(
-            f"<td>{'' if (value := result['per_class'][str(k)]['AP']) is None else f'{value:.3f}'}</td>"
-            for k in range(NUM_CLASSES)
-        )
-        mean = "n/a" if result["mAP"] is None else f"{result['mAP']:.4f}"
-        rows.append(f"<tr><th>{html.escape(name)}</th><td><b>{mean}</b></td><td>{result['classes_evaluated']}</td>{cells}</tr>")
-    return (f"<table><thead><tr><th>scores</th><th>mAP</th><th>classes</th>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+def cell_text(value: object) -> str:
+    return value if isinstance(value, Markup) else html.escape(str(value))
 
 
-STYLE = """
-body { font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222 }
-table { border-collapse: collapse; font-size: 12px; margin: 1em 0 }
-td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: right }
-th { background: #f4f4f4 }
-figure { display: inline-block; margin: 0 1em 1em 0; vertical-align: top }
-figcaption { font-size: 12px; color: #555 }
-pre { background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 12px }
-"""
+def key_table(rows: Mapping[str, object], css: str = "") -> str:
+    return (f"<table class='{css}'>" + "".join(f"<tr><th>{html.escape(str(key))}</th><td class='text'>"
+                                               f"{cell_text(value)}</td></tr>" for key, value in rows.items())
+            + "</table>")
+
+
+def flat_settings(settings: Mapping[str, object], prefix: str = "") -> dict[str, str]:
+    """Nested settings as ``{"pipeline.input": "data", ...}``; lists and other values as JSON text."""
+    flat = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flat_settings(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return flat
+
+
+def figure_html(item: Figure) -> str:
+    data = base64.b64encode(item.png).decode("ascii")
+    name = html.escape(item.image_id)
+    return (f"<section class='image' id='image-{name}'><img class='thumb' src='data:image/png;base64,{data}' "
+            f"alt='{html.escape(item.caption)}' title='click to enlarge' onclick='enlarge(this)'>"
+            f"<div class='cells'><h3>{html.escape(item.caption)}</h3>{item.table}</div></section>")
 
 
 def render_html(
     title: str,
     summary: Mapping[str, object],
     results: Mapping[str, dict] | None,
-    images: Sequence[tuple[str, bytes, str]],
+    images: Sequence[Figure | tuple],
     settings: Mapping[str, object],
     versions: Mapping[str, str],
+    notes: Sequence[str] = (),
+    row_notes: Mapping[str, str] | None = None,
+    written_file: Mapping | None = None,
 ) -> str:
     """The report. ``results``: name -> :func:`stages.submit.evaluate.Evaluation.result` dict (the fused
-    one first), or None where no truth is known; ``images``: ``(image ID, PNG bytes, caption)``."""
+    one first), or None where no truth is known; ``images``: :class:`Figure`\\ s (or ``(ID, PNG, caption)``);
+    ``notes``: paragraphs (HTML) to read first; ``row_notes``: result name -> note (HTML) in the ablation;
+    ``written_file``: the submission file's own result, an extra ablation row."""
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
-    out.append("<table>" + "".join(f"<tr><th>{html.escape(str(key))}</th><td style='text-align:left'>"
-                                   f"{html.escape(str(value))}</td></tr>" for key, value in summary.items()) + "</table>")
+           f"<style>{page_style()}</style></head><body><h1>{html.escape(title)}</h1>", key_table(summary, "summary")]
+    if notes:
+        out.append("<div class='notes'><h2>Read this first</h2>" + "".join(f"<p>{note}</p>" for note in notes)
+                   + "</div>")
     if results:
         first = next(iter(results.values()))
-        out.append(f"<h2>Evaluation: mAP at mask IoU &ge; {first['iou_threshold']:g}</h2>")
-        out.append("<p>Open Images instance-segmentation style, over the classes that have truth cells; "
-                   "each source alone against the fusion (the ablation).</p>")
-        out.append(ablation_table(results))
+        out.append(f"<h2>Evaluation at mask IoU &ge; {first['iou_threshold']:g}</h2>")
+        out.append("<p>Each source alone against the fusion (the ablation). " + "; ".join(
+            text for key, text in MEASURE_TEXT if key == "mAP" or any(key in result for result in results.values()))
+            + ".</p>")
+        rows = {**results, **({WRITTEN_FILE: written_file} if written_file else {})}
+        out.append(report_tables.ablation_table(rows, row_notes))
         out.append("<h2>Per-class AP</h2>")
-        out.append(ap_chart_svg(results))
+        out.append(report_tables.per_class_table(results))
+        out.append(f"<details><summary>The same as a chart</summary>{ap_chart_svg(results)}</details>")
     else:
         out.append("<h2>Evaluation</h2><p>No per-cell truth is known for these images: no mAP.</p>")
     if images:
-        out.append("<h2>Test images</h2><p>Cell outlines in white; each cell's top classes and fused scores.</p>")
-        for image_id, png, caption in images:
-            data = base64.b64encode(png).decode("ascii")
-            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(image_id)}'>"
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    out.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(settings, indent=2, sort_keys=True, default=str)) + "</pre>")
-    out.append("<h2>Versions</h2><table>" + "".join(
-        f"<tr><th>{html.escape(name)}</th><td style='text-align:left'>{html.escape(version)}</td></tr>"
-        for name, version in versions.items()) + "</table>")
-    out.append("</body></html>")
+        out.append("<h2>Test images</h2>" + report_notes.legend_html())
+        truth = any("<th>truth</th>" in (item.table if isinstance(item, Figure) else "") for item in images)
+        out.append("<p>Beside each image: the image's best classes (each class's highest fused score over its "
+                   "cells), then every cell's top classes by fused score" + (
+                       "; &#10003; marks a class the truth has (the paired truth cell's labels where per-cell truth "
+                       "is known, else the image's)." if truth else ".") + "</p>")
+        out.extend(figure_html(item if isinstance(item, Figure) else Figure(*item)) for item in images)
+        out.append("<div id='lightbox' hidden onclick='shut()'><img id='lightbox-img' alt=''>"
+                   "<p id='lightbox-caption'></p></div>")
+    out.append("<h2>Settings</h2>" + key_table(flat_settings(settings), "settings"))
+    out.append("<h2>Versions</h2>" + key_table(versions, "versions"))
+    out.append(f"<script>{script()}</script></body></html>")
     return "\n".join(out)
-
-
-def figure(image_id: str, field: np.ndarray, cells: np.ndarray, scores: pd.DataFrame, max_side: int,
-           label: object = None) -> tuple[str, bytes, str]:
-    """One report image: ``(image ID, PNG bytes, caption)`` for :func:`render_html`. ``scores``: a score
-    table holding (at least) this image's rows; ``label``: the image's labels from the manifest, if any."""
-    top = top_classes(scores[scores["ID"] == image_id])
-    png = png_bytes(annotate(field, cells, top, max_side))
-    caption = f"{image_id}: {field.shape[1]}x{field.shape[0]}, {len(top)} cell(s)"
-    if label:
-        caption += f", image labels {label}"
-    return image_id, png, caption
 
 
 def report_html(
     split: str,
     image_count: int,
     evaluation: Mapping | None,
-    figures: Sequence[tuple[str, bytes, str]],
+    figures: Sequence[Figure],
     fusion: FusionSettings,
     run_settings: Mapping[str, object],
     versions: Mapping[str, str],
     submission_uri: str,
     written: str,
+    published_uri: str | None = None,
+    profile: str | None = None,
+    patterns: report_notes.Patterns | None = None,
 ) -> str:
     """The whole report of a run. ``evaluation``: the run's ``evaluation.json`` document
-    (:func:`stages.submit.summary.evaluation_document`), None where no truth is known; ``figures``: from
-    :func:`figure`; ``run_settings``: what else the reader should see of the configuration (pipeline,
-    segment, fingerprints), to which the fusion and the truth's URI are added; ``written``: when, as text
-    (the caller's clock keeps this function pure)."""
+    (:func:`stages.submit.summary.evaluation_document`; ``strict_mAP``, ``cell_auc`` and ``cell_auc_classes``
+    per result are shown where present), None where no truth is known; ``figures``: from :func:`figure`;
+    ``run_settings``: what else the reader should see of the configuration (pipeline, segment,
+    fingerprints), to which the fusion, the fingerprinted submission artifact (``submission_uri``) and the
+    truth's URI are added; ``published_uri``: the submission's published copy, linked from the summary (by
+    its file name: the report is published beside it); ``profile``: the zoo profile (``demo`` adds a note);
+    ``patterns``: what the sources' score tables show (a constant source, image-level sources:
+    :func:`stages.submit.report_notes.score_patterns`); ``written``: when, as text (the caller's clock keeps
+    this function pure)."""
+    patterns = patterns or report_notes.Patterns({}, frozenset())
     results = None
     if evaluation is not None:
         results = {FUSED: evaluation[FUSED],
                    **{f"{source} alone": result for source, result in evaluation["sources"].items()}}
+    base = report_notes.baseline(results, patterns.constant) if results else None
+    link = published_uri or submission_uri
+    name = link.rstrip("/").rsplit("/", 1)[-1]
     summary = {
         "split": split,
-        "images": image_count,
-        "submission": submission_uri,
+        "images": f"{image_count} ({len(figures)} drawn below)",
+        "submission": Markup(f"<a href='{html.escape(name)}'>{html.escape(link)}</a>"),
         "fused mAP": score_text(evaluation["mAP"]) if evaluation else "no truth",
+        **({"strict mAP": score_text(evaluation[FUSED]["strict_mAP"])}
+           if evaluation and "strict_mAP" in evaluation[FUSED] else {}),
+        **({"per-cell AUC": score_text(evaluation[FUSED]["cell_auc"])}
+           if evaluation and "cell_auc" in evaluation[FUSED] else {}),
         "fusion": f"{fusion.mode}: " + ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items() if v),
+        **({"profile": profile} if profile else {}),
         "written": written,
     }
     settings = {
         **run_settings,
         "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights)},
+        "artifacts": {"submission": submission_uri},  # the fingerprinted file the published copy came from
         # the evaluation's own record of its truth: the URI these numbers were measured against
         "truth": evaluation["truth"] if evaluation else None,
     }
+    notes = report_notes.reading_notes(profile, patterns.constant, base, evaluation is not None)
+    row_notes = report_notes.source_notes(results, patterns, base) if results else {}
     return render_html(f"HPA single-cell classification: {split} run", summary, results, figures, settings,
-                       versions)
+                       versions, notes, row_notes, evaluation.get("submission_file") if evaluation else None)
 
 
 def package_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:

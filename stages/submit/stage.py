@@ -29,8 +29,10 @@ class submit(luigi.Config):  # noqa: N801 -- Luigi derives the [submit] section 
         default="",
         description="URI of per-cell truth (cells.csv + <ID>_cells.png); empty: <input>/truth where it exists",
     )
-    report_images = luigi.IntParameter(default=4, description="test images drawn in the report")
-    report_max_side = luigi.IntParameter(default=768, description="longest side of a report image, pixels")
+    report_images = luigi.IntParameter(
+        default=24, description="at most this many images of the split drawn in the report (the manifest's first)")
+    report_max_side = luigi.IntParameter(
+        default=768, description="longest side of a report image, pixels (the enlarged view; thumbnails are smaller)")
 
 
 def truth_uri() -> str:
@@ -117,33 +119,62 @@ def run_evaluation(ctx) -> dict:
     submission_file = file_score.evaluate_submission(written, TruthImages(truth), truth_cells)
     document = summary.evaluation_document(ctx.split, truth, results, submission_file, fusion,
                                            time.monotonic() - started)
-    print(summary.evaluation_text(document), flush=True)
+    ctx.progress(f"fused ({fusion.mode}): {summary.measure_text(document['fused'])}", 100)
     return {contract.EVALUATION: document}
 
 
 def run_report(ctx) -> dict:
+    from stages.classes import parse_labels
+    from stages.submit import report_notes, report_tables
+    from stages.submit.publish import top_level_name  # publish imports this module: import at run time
+
     config = submit()
     evaluation = ctx.input("evaluation").read(contract.EVALUATION) if "evaluation" in ctx.task.needs() else None
     manifest = inputs.load_manifest(ctx.split)
     pairs = shard_pairs(ctx)
-    figures = []
-    for number, image in enumerate(manifest.head(max(0, config.report_images)).to_dict("records"), start=1):
-        ctx.progress(f"drawing {image['ID']} ({number}/{config.report_images})")
-        segment_shard, fused = pairs[int(image["shard"])]
-        cells, _ = segment_shard.read(segment_contract.LABELS, image_id=image["ID"])
-        drawn = report.figure(image["ID"], inputs.field_of(ctx.split, image), cells, fused.read(fuse_contract.SCORES),
-                              config.report_max_side, image.get("Label"))
-        ctx.write(contract.REPORT_IMAGE, drawn[1], image_id=image["ID"])
-        figures.append(drawn)
+    fusion = fusion_settings()
+    ctx.progress("reading each source's scores")
+    patterns = report_notes.score_patterns((source, fused.read(fuse_contract.SOURCE, source=source))
+                                           for _, fused in pairs for source in fusion.sources)
+    truth_cells = None
+    if evaluation is not None:  # the truth the evaluation measured against
+        truth_cells = storage.read_table(storage.join(evaluation["truth"], "cells.csv"),
+                                         dtype={"ID": str, "Label": str}, keep_default_na=False)
+    drawn = manifest.head(max(0, config.report_images)).to_dict("records")
+    figures, shard_scores = [], {}
+    for number, image in enumerate(drawn, start=1):
+        ctx.progress(f"drawing {image['ID']} ({number}/{len(drawn)})", 100 * (number - 1) // max(1, len(drawn)))
+        shard = int(image["shard"])
+        segment_shard, fused = pairs[shard]
+        if shard not in shard_scores:  # one shard's table at a time: images come in shard order
+            shard_scores = {shard: fused.read(fuse_contract.SCORES)}
+        cells, nuclei = segment_shard.read(segment_contract.LABELS, image_id=image["ID"])
+        image_truth, cell_truth = parse_labels(image.get("Label") or "") or None, None
+        if truth_cells is not None:
+            rows = truth_cells[truth_cells["ID"] == image["ID"]]
+            image_truth = sorted({klass for label in rows["Label"] for klass in parse_labels(label)})
+            try:
+                truth_labels = read_truth_labels(evaluation["truth"], image["ID"])
+            except storage.ArtifactNotFound:
+                truth_labels = None
+            if truth_labels is not None and truth_labels.shape == cells.shape:
+                cell_truth = report_tables.pair_truth(cells, truth_labels, rows)
+        drawing = report.figure(image["ID"], inputs.field_of(ctx.split, image), cells, nuclei, shard_scores[shard],
+                                config.report_max_side, image_truth, cell_truth)
+        ctx.write(contract.REPORT_IMAGE, drawing.png, image_id=image["ID"])
+        figures.append(drawing)
     run_settings = {
         "pipeline": {key: getattr(pipeline(), key) for key in ("input", "work", "profile", "shard_size")},
         "segment": segment().settings().content(),
+        "submit": {"report_images": config.report_images, "report_max_side": config.report_max_side},
         "fingerprints": {"submission": ctx.input("submission").task.fingerprint(),
                          "fuse": pairs[0][1].task.fingerprint() if pairs else None},
     }
-    text = report.report_html(ctx.split, len(manifest), evaluation, figures, fusion_settings(), run_settings,
+    published = storage.join(pipeline().work, top_level_name(contract.SUBMISSION.name, ctx.split))
+    text = report.report_html(ctx.split, len(manifest), evaluation, figures, fusion, run_settings,
                               report.package_versions(), ctx.input("submission").uri(contract.SUBMISSION),
-                              time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+                              time.strftime("%Y-%m-%d %H:%M:%S %Z"), published_uri=published,
+                              profile=pipeline().profile, patterns=patterns)
     return {contract.REPORT: text.encode("utf-8")}
 
 
@@ -160,7 +191,7 @@ WRITE_SUBMISSION = TaskSpec(
 EVALUATE = TaskSpec(
     name="Evaluate", doc="mAP at mask IoU 0.6 (Open Images style) of the fusion, of each source alone, of the file.",
     needs=lambda task: {**SHARDS, "submission": single("WriteSubmission")}, outputs=(contract.EVALUATION,),
-    content=lambda task: {"truth": truth_uri(), "iou_threshold": contract.IOU_THRESHOLD, "version": 1},
+    content=lambda task: {"truth": truth_uri(), "iou_threshold": contract.IOU_THRESHOLD, "version": 2},
     run=run_evaluation,
 )
 
@@ -169,7 +200,7 @@ REPORT = TaskSpec(
     needs=lambda task: {**SHARDS, "submission": single("WriteSubmission"),
                         **({"evaluation": single("Evaluate")} if truth_known() else {})},
     outputs=(contract.REPORT, contract.REPORT_IMAGE),
-    content=lambda task: {"images": submit().report_images, "max_side": submit().report_max_side, "version": 1},
+    content=lambda task: {"images": submit().report_images, "max_side": submit().report_max_side, "version": 2},
     run=run_report,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stages.submit.cell_auc import PAIR_IOU
 from stages.zoo import FusionSettings
 
 FUSED = "fused"  # the name of the fusion's score table among evaluate_sources' tables
@@ -18,6 +19,28 @@ FUSED = "fused"  # the name of the fusion's score table among evaluate_sources' 
 def score_text(value: float | None) -> str:
     """An mAP or AP for people: four decimals, "n/a" where no class had truth."""
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def measures(iou_threshold: float) -> dict[str, str]:
+    """The three measures of every result, one sentence each, for readers of ``evaluation.json``."""
+    return {
+        "mAP": f"The challenge metric: mean over the classes with truth cells of the average precision at mask IoU "
+               f">= {iou_threshold:g}, a prediction of a class counted only in images whose truth has that class "
+               f"(Open Images style).",
+        "strict_mAP": "The same mean average precision with every prediction counted: a prediction of a class in an "
+                      "image whose truth lacks that class is a false positive, as it would be for a user without "
+                      "image labels.",
+        "cell_auc": f"Per-cell macro ROC-AUC: each truth cell takes the confidences of the predicted mask of best IoU "
+                    f"with it (>= {PAIR_IOU:g}; none: 0 for every class), and the ROC-AUC over all truth cells is "
+                    f"averaged over the cell_auc_classes classes having both positive and negative truth cells.",
+    }
+
+
+def measure_text(result: Mapping) -> str:
+    """The three measures of one result on one line ("n/a" where a measure has nothing to average)."""
+    return (f"mAP {score_text(result.get('mAP'))} over {result.get('classes_evaluated', 0)} class(es), "
+            f"strict mAP {score_text(result.get('strict_mAP'))}, cell AUC {score_text(result.get('cell_auc'))} "
+            f"over {result.get('cell_auc_classes', 0)} class(es)")
 
 
 def evaluation_document(
@@ -30,7 +53,8 @@ def evaluation_document(
 ) -> dict:
     """``evaluation.json``: ``results`` is evaluate_sources' name -> result with ``"fused"`` and every
     source of ``fusion.sources``; ``submission_file`` is evaluate_submission's result; ``truth`` the truth's
-    URI; ``seconds`` the evaluation's wall time (rounded to 10 ms: finer is noise)."""
+    URI; ``seconds`` the evaluation's wall time (rounded to 10 ms: finer is noise); ``measures`` says what
+    ``mAP``, ``strict_mAP`` and ``cell_auc`` of each result mean."""
     fused = results[FUSED]
     return {
         "split": split,
@@ -42,15 +66,15 @@ def evaluation_document(
         "submission_file": submission_file,
         "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights)},
         "seconds": round(seconds, 2),
+        "measures": measures(fused["iou_threshold"]),
     }
 
 
 def evaluation_text(document: Mapping) -> str:
     """The ablation of an :func:`evaluation_document` as a few printable lines."""
     lines = [f"evaluation of {document['images']} {document['split']} image(s) against {document['truth']}:",
-             f"  fused ({document['fusion']['mode']}): mAP {score_text(document['fused']['mAP'])} over "
-             f"{document['fused']['classes_evaluated']} class(es)"]
+             f"  fused ({document['fusion']['mode']}): {measure_text(document['fused'])}"]
     for source, result in document["sources"].items():
-        lines.append(f"  {source} alone: mAP {score_text(result['mAP'])}")
-    lines.append(f"  submission.csv as written: mAP {score_text(document['submission_file']['mAP'])}")
+        lines.append(f"  {source} alone: {measure_text(result)}")
+    lines.append(f"  submission.csv as written: {measure_text(document['submission_file'])}")
     return "\n".join(lines)

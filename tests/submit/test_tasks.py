@@ -30,6 +30,8 @@ from stages.segment import contract as segment_contract
 from stages.submit import contract as submit_contract
 from stages.submit.evaluate import iou_matrix
 from stages.submit.stage import read_truth_labels
+from stages.shards import fan_out_classes
+from stages.submit.publish import published_text
 from stages.tasking import make_task_class
 
 
@@ -73,6 +75,7 @@ STAND_IN = TaskSpec(
 )
 StandInScores = make_task_class(Stage(name="test_stand_in", doc="stand-in sources", tasks=(STAND_IN,),
                                       whole="StandInScores"), STAND_IN)
+STAND_IN_FAN_OUT = fan_out_classes(StandInScores)
 
 
 QUALITY = {"cell": 1.0, "image": 0.0, "detector": 0.5, "image_on_cell": 0.0}
@@ -96,6 +99,8 @@ def data(tmp_path_factory):
 @pytest.fixture
 def run(data, tmp_path, pipeline_settings, config_section, monkeypatch):
     monkeypatch.setitem(stages.registry.TASKS, "StandInScores", StandInScores)
+    for name, task_class in STAND_IN_FAN_OUT.items():
+        monkeypatch.setitem(stages.registry.TASKS, name, task_class)
     monkeypatch.setattr(fuse_stage, "source_needs", stand_in_needs)
     pipeline_settings(input=data, work=str(tmp_path / "work"), profile="demo", shard_size=2)
     config_section("fuse", weights=json.dumps({"cell": 0.5, "image": 0.2, "detector": 0.3}))
@@ -107,7 +112,7 @@ def coco_decode(text, height, width):
     return coco_mask.decode({"size": [height, width], "counts": counts}).astype(bool)
 
 
-def test_submission_end_to_end_on_stand_in_sources(run, data, capsys):
+def test_submission_end_to_end_on_stand_in_sources(run, data):
     started = time.monotonic()
     assert build(Submission())
     first_run = time.monotonic() - started
@@ -141,10 +146,10 @@ def test_submission_end_to_end_on_stand_in_sources(run, data, capsys):
     # compares cells of images that hold the class, and most synthetic cells show their image's labels)
     assert oracle >= noise and oracle >= evaluation["sources"]["detector"]["mAP"], evaluation
     assert evaluation["submission_file"]["mAP"] == pytest.approx(evaluation["fused"]["mAP"], abs=1e-4)
-    assert "fused (weighted): mAP" in capsys.readouterr().out
+    assert "fused (weighted): mAP" in published_text()  # what a command prints at its end
 
     page = (work / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "<svg" in page and "image alone" in page
+    assert page.count("data:image/png;base64,") == 5 and "<svg" in page and "image alone" in page
     assert f"{evaluation['fused']['mAP']:.4f}" in page
     published = json.loads((work / "published.json").read_text())
     assert set(published["copies"]) == {str(work / name) for name in ("submission.csv", "report.html", "evaluation.json")}
