@@ -4,8 +4,9 @@
     python -m stages.demo --target TileAll     # stop after a task
     python -m stages.demo --stage segment      # one stage's task over a whole split (what .ci/run STAGE runs)
 
-The data is generated only when ``<data>/train.csv`` is absent, so a second run reuses it and Luigi finds
-every finished artifact: it does no work twice.
+Synthetic data is generated only into an empty or absent ``--data`` folder; a folder the generator finished
+(its ``_SUCCESS``) or one with ``train.csv`` is used as it is, anything else is refused. So a second run
+reuses the data and Luigi finds every finished artifact: it does no work twice.
 """
 
 from __future__ import annotations
@@ -42,16 +43,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class DataFolderError(ValueError):
+    """A --data folder the demo must neither use nor write into."""
+
+
+def prepare_data(args: argparse.Namespace) -> None:
+    """Use the data at ``--data``, or generate synthetic data there, but only into an empty or absent folder
+    (or one the generator finished: it writes ``_SUCCESS`` last): never over a user's files."""
+    if storage.is_done(args.data) or storage.exists(storage.join(args.data, "train.csv")):
+        return
+    entries = storage.listdir(args.data)
+    if entries:
+        raise DataFolderError(
+            f"{args.data} holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({', '.join(entries[:4])}"
+            f"{', ...' if len(entries) > 4 else ''}) but no train.csv, and no {storage.SUCCESS_MARKER} of the synthetic "
+            f"data generator: it is neither Kaggle-layout data nor synthetic data this command made. The demo "
+            f"generates data only into an empty or absent folder: pass one, or data with train.csv.")
+    from stages.dev.synth.core import write_dataset
+
+    state = "new" if not storage.exists(args.data) else "empty"
+    print(f"generating synthetic data in {args.data} ({state} folder): {args.images} training and "
+          f"{args.test_images} test images of {args.size} px ...", flush=True)
+    write_dataset(args.data, args.images, args.test_images, args.size, args.size, args.seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.stage:
         args.target = stages.STAGE_TASKS[args.stage]
     started = time.monotonic()
-    if not storage.exists(storage.join(args.data, "train.csv")):
-        from stages.dev.synth.core import write_dataset
-
-        print(f"generating synthetic data in {args.data} ...", flush=True)
-        write_dataset(args.data, args.images, args.test_images, args.size, args.size, args.seed)
+    try:
+        prepare_data(args)
+    except DataFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     config = luigi.configuration.get_config()
     settings = {"input": args.data, "work": args.work, "profile": args.profile}
     if args.external:  # else luigi.cfg's, if any

@@ -1,14 +1,16 @@
 """The pipeline's goal: the submission, the evaluation (where truth is known) and the report, published as
 plain copies at the work root beside the fingerprinted artifacts.
 
-``<work>/published.json`` names the artifacts the copies came from and the run's pipeline settings (input,
-external data, profile, shard size), so commands that come later (``stages.predict``) find what the run
-used; ``Submission`` is complete when that record matches the current settings, so a rerun with nothing to
-do costs a few reads. It is not a declared stage task: it writes outside any fingerprinted folder.
+``<work>/published.json`` names the artifacts the copies came from, each copy's sha256, and the run's
+pipeline settings (input, external data, profile, shard size), so commands that come later
+(``stages.predict``) find what the run used. It is removed before the first copy and written after the
+last; ``Submission`` is complete when it matches the current settings' artifacts and every copy still has
+its recorded digest, so a rerun with nothing to do costs a few reads. It is not a declared stage task: it writes outside any fingerprinted folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import luigi
@@ -36,8 +38,13 @@ def record_uri(split: str = "test") -> str:
     return storage.join(pipeline().work, top_level_name(contract.PUBLISHED, split))
 
 
+def sha256_of(uri: str) -> str:
+    return hashlib.sha256(storage.read_bytes(uri)).hexdigest()
+
+
 class PublishedTarget(luigi.Target):
-    """Exists when the record names exactly the expected artifacts and every copy is there."""
+    """Exists when the record names exactly the expected artifacts and settings, and every copy is there with
+    the content the record's sha256 says: a copy overwritten or cut short by anything else does not pass."""
 
     def __init__(self, uri: str, expected: dict):
         self.uri = uri
@@ -48,9 +55,11 @@ class PublishedTarget(luigi.Target):
             return False
         try:
             recorded = storage.read_json(self.uri)
-        except (ValueError, storage.ArtifactNotFound):
+            digests = recorded.pop("sha256")
+            return recorded == self.expected and set(digests) == set(recorded["copies"]) and all(
+                sha256_of(copy) == digest for copy, digest in digests.items())
+        except (ValueError, KeyError, TypeError, storage.ArtifactNotFound):
             return False
-        return recorded == self.expected and all(storage.exists(copy) for copy in recorded.get("copies", {}))
 
 
 class Submission(luigi.Task):
@@ -80,10 +89,14 @@ class Submission(luigi.Task):
 
     def run(self):
         record = self.record()
-        storage.remove(self.output().uri)  # a half-published set must not pass for the old one
+        storage.remove(self.output().uri)  # first: a half-published set must never pass for the old one
+        digests = {}
         for copy, source in record["copies"].items():
-            storage.write_bytes(copy, storage.read_bytes(source))
-        storage.write_json(self.output().uri, record)  # last: its presence means the copies are complete
+            data = storage.read_bytes(source)
+            storage.write_bytes(copy, data)
+            digests[copy] = hashlib.sha256(data).hexdigest()
+        # last: its presence means the copies are complete, and their digests say with what
+        storage.write_json(self.output().uri, {**record, "sha256": digests})
         for copy in record["copies"]:
             logger.info("published %s", copy)
 

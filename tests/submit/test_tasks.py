@@ -5,10 +5,12 @@ fusion weights."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
 import zlib
+from pathlib import Path
 
 import luigi
 import luigi.configuration
@@ -163,6 +165,21 @@ def test_submission_end_to_end_on_stand_in_sources(run, data):
     assert build(Submission())
     assert time.monotonic() - started < max(5.0, first_run / 3)
     assert {path: os.path.getmtime(path) for path in published["copies"]} == stamps
+
+
+def test_a_published_copy_changed_by_anything_else_is_published_again(run):
+    assert build(Submission())
+    work = Path(pipeline().work)
+    record = json.loads((work / "published.json").read_text())
+    good = (work / "submission.csv").read_bytes()
+    assert record["sha256"][str(work / "submission.csv")] == hashlib.sha256(good).hexdigest()
+    (work / "submission.csv").write_bytes(good[: len(good) // 2])  # e.g. another run's copy, or a cut one
+    assert not Submission().complete()
+    assert build(Submission())
+    assert (work / "submission.csv").read_bytes() == good and Submission().complete()
+    # a publish that dies after its first copy leaves no record: the next run publishes again
+    (work / "published.json").unlink()
+    assert not Submission().complete()
 
 
 def test_changed_weights_make_new_artifacts_and_republish(run, config_section):
