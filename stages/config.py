@@ -4,9 +4,27 @@
 the ``[pipeline]`` section from the command line exactly as luigi.cfg would.
 """
 
+from pathlib import Path
+
 import luigi
+from luigi.configuration import LuigiConfigParser
 
 PROFILES = ("demo", "hpa2021")
+# The embedded defaults (local scheduler, [retcode], the demo settings) travel with the package, so they
+# apply from any working directory; the repository's top-level luigi.cfg is a link to this file.
+EMBEDDED_CONFIG = Path(__file__).with_name("luigi.cfg")
+
+
+def install_embedded_defaults() -> None:
+    """Put the package's luigi.cfg under every other config file Luigi reads (/etc/luigi, ./luigi.cfg,
+    LUIGI_CONFIG_PATH), so a user's file overrides what it names and keeps everything else."""
+    paths = LuigiConfigParser._config_paths
+    if str(EMBEDDED_CONFIG) not in paths:
+        paths.insert(0, str(EMBEDDED_CONFIG))
+        LuigiConfigParser.reload()
+
+
+install_embedded_defaults()
 
 
 class pipeline(luigi.Config):  # noqa: N801 -- Luigi derives the [pipeline] section name from the class name
