@@ -15,6 +15,7 @@ the URI: :class:`ArtifactNotFound` for a missing artifact, :class:`StorageError`
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -187,6 +188,25 @@ def read_json(uri: str):
 
 def write_json(uri: str, value) -> None:
     write_bytes(uri, json.dumps(value, indent=2, sort_keys=True).encode())
+
+
+@contextlib.contextmanager
+def writer_lock(folder_uri: str) -> Iterator[None]:
+    """Held while a task writes ``folder_uri``: a second writer of the same folder (another run on the same
+    work root) waits, then finds the folder finished. Local folders only: an flock on a hidden file beside
+    the folder, released by the kernel when its holder dies, so a killed writer never blocks the next.
+    On S3 there is no such lock (see README's reliability section)."""
+    if is_s3(folder_uri):
+        yield
+        return
+    path = Path(folder_uri)
+    _make_folder(path.parent)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # Folders seen finished by this process. A finished folder is never rewritten, only removed (by

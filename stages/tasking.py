@@ -146,17 +146,22 @@ class StageTask(luigi.Task):
     def run_here(self) -> None:
         """The in-process work: a clean folder, the declared run, its outputs saved, the marker last."""
         folder = self.folder()
-        storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
-        try:
-            outputs = self.spec.run(Context(self, folder)) or {}
-            for artifact, value in outputs.items():
-                if artifact not in self.spec.outputs:
-                    raise ValueError(f"{self}: {artifact.name} is not a declared output of {self.spec.name}")
-                artifact.write(folder, value)
-        except BaseException:
-            storage.remove(folder)  # never leave a partial artifact behind
-            raise
-        storage.mark_done(folder)
+        # One writer per folder: another run on the same work root waits here, then finds it finished; a
+        # finished folder is never removed, so nobody's input vanishes under them.
+        with storage.writer_lock(folder):
+            if storage.is_done(folder):
+                return
+            storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
+            try:
+                outputs = self.spec.run(Context(self, folder)) or {}
+                for artifact, value in outputs.items():
+                    if artifact not in self.spec.outputs:
+                        raise ValueError(f"{self}: {artifact.name} is not a declared output of {self.spec.name}")
+                    artifact.write(folder, value)
+            except BaseException:
+                storage.remove(folder)  # never leave a partial artifact behind
+                raise
+            storage.mark_done(folder)
 
     def progress(self, message: str, percent: int | None = None) -> None:
         """Status and progress for the Luigi scheduler and the log, so a long run is not silent."""
