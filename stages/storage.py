@@ -27,7 +27,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from stages import s3
+from stages import s3, scratch
 from stages.s3 import ArtifactNotFound, StorageError, reset_s3_client, s3_client, s3_settings
 
 __all__ = ["SUCCESS_MARKER", "ArtifactNotFound", "StorageError", "exists", "is_done", "is_s3", "join",
@@ -108,7 +108,8 @@ def write_with(uri: str, write: Callable[[BinaryIO], object]) -> None:
         return
     path = Path(uri)
     _make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    scratch.remove_dead_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=scratch.temporary_name(path), suffix=".tmp")
     try:
         os.chmod(tmp, FILE_MODE & ~_UMASK)  # mkstemp makes 0600; artifacts are shared with other users' containers
         with os.fdopen(fd, "wb") as handle:
@@ -243,7 +244,7 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
             raise _missing(uri)
         yield Path(uri)
         return
-    with tempfile.TemporaryDirectory(prefix="hpa-stage-") as folder:
+    with scratch.folder("stage-") as folder:
         path = Path(folder) / ("artifact" + suffix)
         s3.download(uri, path)
         yield path
@@ -253,7 +254,7 @@ def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
 def staged_output(uri: str, suffix: str = "") -> Iterator[Path]:
     """A scratch file path; when the block ends without error its content is written to ``uri`` atomically
     (streamed, never whole in memory). The scratch folder is removed either way."""
-    with tempfile.TemporaryDirectory(prefix="hpa-stage-") as folder:
+    with scratch.folder("stage-") as folder:
         path = Path(folder) / ("artifact" + suffix)
         yield path
         with open(path, "rb") as handle:
@@ -274,12 +275,12 @@ def mapped_arrays(uris: list[str]) -> Iterator[list[np.ndarray]]:
     """The ``.npy`` artifacts as read-only memory maps, so training reads only the rows it samples: a local
     file is mapped where it lies, an S3 object is copied to a scratch folder first (removed when the block
     ends)."""
-    with tempfile.TemporaryDirectory(prefix="hpa-mapped-") as scratch:
+    with scratch.folder("mapped-") as folder:
         arrays = []
         for number, uri in enumerate(uris):
             path = Path(uri)
             if is_s3(uri):
-                path = Path(scratch) / f"{number}.npy"
+                path = Path(folder) / f"{number}.npy"
                 s3.download(uri, path)
             elif not path.exists():
                 raise _missing(uri)

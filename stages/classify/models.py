@@ -158,18 +158,18 @@ def load_classifier(path: str | os.PathLike):
 
 def classifier_bytes(model) -> bytes:
     """The saved ``.keras`` file's bytes (Keras saves to a path only)."""
-    import tempfile
+    from stages import scratch
 
-    with tempfile.TemporaryDirectory(prefix="hpa-model-") as folder:
+    with scratch.folder("model-") as folder:
         path = Path(folder) / "model.keras"
         save_classifier(model, path)
         return path.read_bytes()
 
 
 def classifier_from_bytes(data: bytes):
-    import tempfile
+    from stages import scratch
 
-    with tempfile.TemporaryDirectory(prefix="hpa-model-") as folder:
+    with scratch.folder("model-") as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(data)
         return load_classifier(path)

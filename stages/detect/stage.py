@@ -3,14 +3,13 @@ run per shard. Every task runs in the ``detect`` image; operational knobs live i
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from stages import storage
+from stages import scratch, storage
 from stages.classes import parse_labels
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
@@ -56,10 +55,10 @@ def run_train(ctx) -> dict:
                                   runtime.resolved_workers(device))
     dataset = ctx.input("dataset")
     export_root = ctx.input("exports")[0].folder.rsplit("/", 1)[0]  # the list files name paths below it
-    with tempfile.TemporaryDirectory(prefix="hpa-detect-train-") as scratch:
-        local = runtime.materialise_dataset(dataset.folder, export_root, Path(scratch) / "dataset")
+    with scratch.folder("detect-train-") as work_dir:
+        local = runtime.materialise_dataset(dataset.folder, export_root, Path(work_dir) / "dataset")
         with initial_weights_path(spec.initial_weights) as initial:
-            result = yolo.train(local / contract.DATASET.name, spec.architecture, phases, Path(scratch) / "runs",
+            result = yolo.train(local / contract.DATASET.name, spec.architecture, phases, Path(work_dir) / "runs",
                                 initial, runtime.config_dir())
         for phase, path in result.phase_weights.items():
             ctx.write(contract.PHASE_WEIGHTS, path.read_bytes(), phase=phase)
