@@ -4,12 +4,14 @@
 the ``[pipeline]`` section from the command line exactly as luigi.cfg would.
 """
 
+import configparser
 from pathlib import Path
 
 import luigi
 from luigi.configuration import LuigiConfigParser
 
 PROFILES = ("demo", "hpa2021")
+BAD_IMAGES = ("fail", "skip")
 # The embedded defaults (local scheduler, [retcode], the demo settings) travel with the package, so they
 # apply from any working directory; the repository's top-level luigi.cfg is a link to this file.
 EMBEDDED_CONFIG = Path(__file__).with_name("luigi.cfg")
@@ -17,11 +19,21 @@ EMBEDDED_CONFIG = Path(__file__).with_name("luigi.cfg")
 
 def install_embedded_defaults() -> None:
     """Put the package's luigi.cfg under every other config file Luigi reads (/etc/luigi, ./luigi.cfg,
-    LUIGI_CONFIG_PATH), so a user's file overrides what it names and keeps everything else."""
+    LUIGI_CONFIG_PATH) and under whatever was set before ``stages`` was imported: a key found anywhere
+    else wins, every other key takes the embedded value."""
     paths = LuigiConfigParser._config_paths
-    if str(EMBEDDED_CONFIG) not in paths:
-        paths.insert(0, str(EMBEDDED_CONFIG))
-        LuigiConfigParser.reload()
+    if str(EMBEDDED_CONFIG) in paths:
+        return
+    paths.insert(0, str(EMBEDDED_CONFIG))  # a later reload() reads it first, so every other file wins
+    config = LuigiConfigParser.instance()
+    defaults = configparser.ConfigParser(interpolation=None)
+    defaults.read(EMBEDDED_CONFIG)
+    for section in defaults.sections():
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in defaults.items(section, raw=True):
+            if not config.has_option(section, key):
+                config.set(section, key, value)
 
 
 install_embedded_defaults()
@@ -43,3 +55,11 @@ class pipeline(luigi.Config):  # noqa: N801 -- Luigi derives the [pipeline] sect
     tasks_per_stage = luigi.IntParameter(
         default=64, description="most Luigi tasks a per-shard stage makes per split: consecutive shards are grouped "
         "into that many (operational: shards, folders and fingerprints stay as they are)")
+    max_pixels = luigi.IntParameter(
+        default=6144 * 6144, description="the largest field of view (width x height, per channel) an input image may "
+        "declare in its header: the manifest refuses larger ones and nothing decodes them (default: four times a "
+        "3072 px HPA field)")
+    bad_images = luigi.ChoiceParameter(
+        choices=BAD_IMAGES, default="fail", description="an input image with a missing, unreadable, mismatched or "
+        "oversized channel: fail (the manifest lists every problem and nothing runs) or skip (it is left out of the "
+        "manifest and listed in the Manifest task's rejected.csv)")

@@ -43,20 +43,47 @@ def manifest_task(split: str):
 
 
 # Manifests read in this process, by folder: a graph asks for a split's shard count once per group, and a
-# finished manifest folder never changes (the Manifest task forgets its folder before it rewrites it).
-_manifests: dict[str, pd.DataFrame] = {}
+# finished manifest folder never changes (the Manifest task forgets its folder before it rewrites it). An
+# input that failed validation is remembered too: every wrapper asking again gets the same list at once.
+_manifests: dict[str, pd.DataFrame | core.InputError] = {}
 
 
 def load_manifest(split: str, ensure: bool = False) -> pd.DataFrame:
-    """The split's manifest; with ``ensure``, made now if it is missing (shard fan-out needs it while the
-    graph is built)."""
+    """The split's manifest; with ``ensure``, made (and its input validated) now if it is missing: shard
+    fan-out needs it while the graph is built, so bad input stops a run before any work."""
     task = manifest_task(split)
     folder = task.folder()
     if folder not in _manifests:
-        if ensure and not task.complete():
-            task.run_here()
-        _manifests[folder] = contract.MANIFEST.read(folder)
-    return _manifests[folder]
+        try:
+            if ensure and not task.complete():
+                task.run_here()
+            _manifests[folder] = contract.MANIFEST.read(folder)
+        except core.InputError as error:
+            _manifests[folder] = error
+    found = _manifests[folder]
+    if isinstance(found, core.InputError):
+        raise found
+    return found
+
+
+def needed_splits() -> list[str]:
+    """The splits a whole run reads: the input's two, and the external data's where some is configured."""
+    return [*core.INPUT_SPLITS, *([core.EXTERNAL_SPLIT] if pipeline().external else [])]
+
+
+def validate_inputs() -> None:
+    """Every split the run reads, validated (and its manifest made) before anything is scheduled: one
+    error listing the problems of every bad split, so no work starts on the good ones."""
+    errors = []
+    for split in needed_splits():
+        try:
+            load_manifest(split, ensure=True)
+        except core.InputError as error:
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise core.InputError([problem for error in errors for problem in error.problems], "the run's input")
 
 
 def forget_manifest(folder: str) -> None:

@@ -32,3 +32,14 @@ def test_a_users_config_overrides_what_it_names_and_keeps_the_rest(tmp_path):
     done = run_luigi(tmp_path, "Manifest", config=user)
     assert done.returncode == 30, done.stderr[-2000:]
     assert str(tmp_path / "none") in done.stderr  # the user's input, in the error that names it
+
+
+def test_settings_made_before_the_import_keep_their_values(tmp_path):
+    code = ("import luigi.configuration\nconfig = luigi.configuration.get_config()\n"
+            "config.add_section('pipeline')\nconfig.set('pipeline', 'input', '/set/before')\n"
+            "import stages\nfrom stages.config import pipeline\n"
+            "print(pipeline().input, pipeline().profile, config.get('core', 'local_scheduler'))\n")
+    env = {key: value for key, value in os.environ.items() if key != "LUIGI_CONFIG_PATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["/set/before", "demo", "true"]  # the rest from the embedded defaults

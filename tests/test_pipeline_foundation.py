@@ -111,8 +111,10 @@ def test_command_line_run_and_failure_exit_code(small_data, tmp_path):
     victim.write_bytes(b"not a png")
     failed = run_luigi("SegmentAll", "--pipeline-input", str(broken), "--pipeline-work", str(tmp_path / "w2"),
                        cwd=tmp_path)
-    assert failed.returncode == 30, failed.stderr[-3000:]  # [retcode] task_failed in luigi.cfg
+    # the input is validated while the graph is built, before any work: [retcode] scheduling_error
+    assert failed.returncode == 35, failed.stderr[-3000:]
     assert victim.name in failed.stderr and "not a readable" in failed.stderr
+    assert "Traceback" not in failed.stderr  # one message for the user, naming the file
 
 
 def test_bad_image_leaves_no_partial_artifact(tmp_path, pipeline_settings):

@@ -15,7 +15,7 @@ import logging
 
 import luigi
 
-from stages import storage
+from stages import inputs, storage
 from stages.config import pipeline
 from stages.manifest.core import SPLITS
 from stages.submit import contract, summary
@@ -75,6 +75,7 @@ class Submission(luigi.Task):
         return {key: (task_class(name)(split=self.split), artifact) for key, (name, artifact) in found.items()}
 
     def requires(self):
+        inputs.validate_inputs()  # every split at once, before Luigi schedules any work on a good one
         return [task for task, _ in self.artifacts().values()]
 
     def record(self) -> dict:
