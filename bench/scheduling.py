@@ -86,6 +86,7 @@ def populate(images: int, shard_size: int, threads: int = 10) -> collections.Cou
     from stages.manifest.core import INPUT_SPLITS
     from stages.submit.publish import PublishedTarget
     from stages.submit.stage import truth_uri
+    from stages.shards import ShardGroup
     from stages.tasking import StorageTarget
 
     storage.write_bytes(storage.join(truth_uri(), "cells.csv"), b"ID,cell_id,Label\n")  # truth known: Evaluate runs
@@ -98,7 +99,8 @@ def populate(images: int, shard_size: int, threads: int = 10) -> collections.Cou
         if task.task_id in seen:
             return
         seen.add(task.task_id)
-        for dependency in luigi.task.flatten(task.requires()):
+        members = task.members() if isinstance(task, ShardGroup) else []  # a group's shards are its output
+        for dependency in [*luigi.task.flatten(task.requires()), *members]:
             walk(dependency)
         kinds[type(task).__name__] += 1
         for target in luigi.task.flatten(task.output()):
