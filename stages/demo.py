@@ -3,6 +3,7 @@
     python -m stages.demo                      # data/synthetic -> work/, demo profile, local scheduler
     python -m stages.demo --target TileAll     # stop after a task
     python -m stages.demo --stage segment      # one stage's task over a whole split (what .ci/run STAGE runs)
+    python -m stages.demo --verbose            # also Luigi's DEBUG lines and every library's own output
 
 Synthetic data is generated only into an empty or absent ``--data`` folder; a folder the generator finished
 (its ``_SUCCESS``) or one with ``train.csv`` is used as it is, anything else is refused. So a second run
@@ -12,6 +13,8 @@ reuses the data and Luigi finds every finished artifact: it does no work twice.
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import sys
 import time
 
@@ -20,8 +23,9 @@ import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
 import stages
-from stages import storage
+from stages import inputs, quiet, storage
 from stages.config import pipeline
+from stages.manifest.core import InputError
 from stages.submit.publish import Submission, published_text
 
 
@@ -40,7 +44,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", default=stages.FINAL_TASK, choices=stages.__all__, help="task to build")
     parser.add_argument("--stage", choices=sorted(stages.STAGE_TASKS),
                         help="build this stage's task over a whole split (overrides --target)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Luigi's DEBUG lines and what TensorFlow, absl and Ultralytics print (default: the "
+                             "pipeline's and Luigi's lines only; luigi.cfg [console] verbose)")
     return parser.parse_args(argv)
+
+
+class SchedulingEcho(logging.Filter):
+    """Leaves out Luigi's "Informed scheduler that task X has status PENDING": one line per task while the
+    graph is built, each followed later by the task's own "running" and "done" lines (kept with --verbose)."""
+
+    PENDING = re.compile(r"^Informed scheduler that task\s+\S+\s+has status\s+PENDING$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.PENDING.match(record.getMessage())
 
 
 class DataFolderError(ValueError):
@@ -83,8 +100,24 @@ def main(argv: list[str] | None = None) -> int:
         settings["external"] = args.external
     for key, value in settings.items():
         config.set("pipeline", key, value)
+    if args.verbose:
+        if not config.has_section("console"):
+            config.add_section("console")
+        config.set("console", "verbose", "true")
+    verbose = not quiet.setup()
+    interface = logging.getLogger("luigi-interface")
+    for echo in [f for f in interface.filters if isinstance(f, SchedulingEcho)]:
+        interface.removeFilter(echo)
+    if not verbose:
+        interface.addFilter(SchedulingEcho())
+    try:
+        inputs.validate_inputs()  # every split, before anything is scheduled: one message, no traceback
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     target = getattr(stages, args.target)()
-    result = luigi.build([target], local_scheduler=True, workers=args.workers, detailed_summary=True)
+    result = luigi.build([target], local_scheduler=True, workers=args.workers, detailed_summary=True,
+                         log_level="DEBUG" if verbose else config.get("core", "log_level", "INFO"))
     elapsed = time.monotonic() - started
     if result.status not in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
         print(f"FAILED after {elapsed:.0f} s", file=sys.stderr)

@@ -46,3 +46,13 @@ def test_generated_or_kaggle_layout_data_is_used_as_it_is(tmp_path, capsys):
     (users / "train.csv").write_text("ID,Label\n")
     demo.prepare_data(arguments(users))
     assert sorted(p.name for p in users.iterdir()) == ["train.csv"]
+
+
+def test_bad_input_is_one_message_before_any_work(tmp_path, capsys):
+    data, work = tmp_path / "data", tmp_path / "work"
+    demo.prepare_data(arguments(data))
+    (data / "train.csv").write_text((data / "train.csv").read_text() + "ghost,25\n")
+    assert demo.main(["--data", str(data), "--work", str(work)]) == 2
+    message = capsys.readouterr().err
+    assert "train.csv line 3, ID ghost" in message and "unknown class 25" in message and "Traceback" not in message
+    assert not (work / "segment").exists()

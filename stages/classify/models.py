@@ -17,6 +17,7 @@ Initial weights are ``None`` (random) or a local file a user downloaded once; no
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,17 +30,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FOCAL_GAMMA = 2.0
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter; errors still show
-
 
 class WeightsNotFound(FileNotFoundError):
     """A configured initial-weights file that is not there."""
 
 
 def _keras():
-    import keras
+    from stages import quiet
 
-    return keras
+    return quiet.import_keras()  # TensorFlow's start-up lines off the console unless [console] verbose
 
 
 def _efficientnet():
@@ -81,8 +80,29 @@ def build_backbone(backbone: str, input_size: int, weights: str | None = None, s
     arguments = {"include_top": False, "weights": weights, "input_shape": (input_size, input_size, 3),
                  "pooling": "avg"}
     if source == "efficientnet":
-        return getattr(_efficientnet(), backbone)(**arguments)
+        efn = _efficientnet()
+        with builtin_efficientnet_pieces(_keras()):
+            return getattr(efn, backbone)(**arguments)
     return getattr(_keras().applications, backbone)(**arguments)
+
+
+@contextlib.contextmanager
+def builtin_efficientnet_pieces(keras):
+    """efficientnet.tfkeras builds with its own ``swish`` function and ``FixedDropout`` class, so a saved model
+    names objects that only exist after ``import efficientnet.tfkeras`` ("Could not locate function 'swish'"
+    in a fresh process). Inside this block it builds with Keras' own: the ``swish`` activation (x * sigmoid(x),
+    saved as ``silu``) and ``keras.layers.Dropout`` (FixedDropout only fixed tf.keras 2's noise shape; Keras 3's
+    Dropout fills the None itself). Same layers, names, order and random draws: the same initial weights from a
+    seed and the same outputs, and a ``model.keras`` that plain ``keras.models.load_model`` opens."""
+    import efficientnet.model as efficientnet_model
+
+    saved = efficientnet_model.get_swish, efficientnet_model.get_dropout
+    efficientnet_model.get_swish = lambda **kwargs: "swish"
+    efficientnet_model.get_dropout = lambda **kwargs: keras.layers.Dropout
+    try:
+        yield
+    finally:
+        efficientnet_model.get_swish, efficientnet_model.get_dropout = saved
 
 
 def build_classifier(spec, weights: str | None = None, source: str = "efficientnet"):
@@ -142,7 +162,7 @@ def load_classifier(path: str | os.PathLike):
     """A saved classifier, ready to predict (not compiled)."""
     keras = _keras()
     try:
-        _efficientnet()  # the efficientnet source's custom objects must be registered before loading
+        _efficientnet()  # files saved before builtin_efficientnet_pieces name its swish and FixedDropout
     except ImportError:
         pass
     try:

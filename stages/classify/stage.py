@@ -81,6 +81,9 @@ def training_content(spec: ModelSpec) -> dict:
     splits = training_splits(spec)
     return {"model": dataclasses.asdict(spec), "training": train_settings(spec).content(),
             "backbone_source": classify().backbone_source, "splits": splits,
+            # 2: efficientnet backbones built with Keras' own swish and Dropout (the saved file opens with
+            # plain keras.models.load_model; gradients differ from version 1 by float rounding)
+            "build": 2,
             "external": pipeline().external if core.EXTERNAL_SPLIT in splits else ""}
 
 
@@ -95,16 +98,23 @@ def shards_of(ctx, task_name: str, splits: list[str]) -> list[tuple[str, object]
 
 def fit_outputs(ctx, spec: ModelSpec, bank, targets, groups, rows=None, extra: dict | None = None):
     """Train one classifier: ``(model, {artifact: value})`` with the model file, history and training record."""
+    from stages import quiet
+
+    quiet.setup()  # before Keras and TensorFlow are imported
     from stages.classify import models
-    from stages.classify.train import fit_classifier
+    from stages.classify.train import final_values, fit_classifier, quality_warning
 
     with contextlib.ExitStack() as stack:
         weights = spec.initial_weights
         if weights and storage.is_s3(weights):
             weights = str(stack.enter_context(storage.local_copy(weights, ".h5")))
         model, history, result = fit_classifier(spec, train_settings(spec), bank, targets, groups, rows, weights,
-                                                classify().backbone_source, log=ctx.progress)
-    record = {**training_content(spec), **result, **(extra or {}), "final": history.iloc[-1].to_dict()}
+                                                classify().backbone_source, log=ctx.progress, progress=ctx.progress)
+    final = final_values(history)
+    warning = quality_warning(spec.name, final, result["validation_samples"])
+    if warning:
+        quiet.warn(ctx, warning)
+    record = {**training_content(spec), **result, **(extra or {}), "final": final}
     return model, {contract.MODEL: models.classifier_bytes(model), contract.HISTORY: history,
                    contract.TRAINING: record}
 

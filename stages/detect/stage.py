@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stages import scratch, storage
+from stages import quiet, scratch, storage
 from stages.classes import parse_labels
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
@@ -49,6 +49,7 @@ def run_dataset(ctx) -> dict:
 
 
 def run_train(ctx) -> dict:
+    quiet.setup()  # before Ultralytics is imported: no banners, tables or progress bars unless [console] verbose
     spec, profile = runtime.detector_spec(), get_profile(pipeline().profile)
     device = runtime.resolved_device()
     phases = core.training_phases(spec.input_size, spec.epochs, spec.finetune_epochs, profile.batch_size, device,
@@ -59,13 +60,16 @@ def run_train(ctx) -> dict:
         local = runtime.materialise_dataset(dataset.folder, export_root, Path(work_dir) / "dataset")
         with initial_weights_path(spec.initial_weights) as initial:
             result = yolo.train(local / contract.DATASET.name, spec.architecture, phases, Path(work_dir) / "runs",
-                                initial, runtime.config_dir())
+                                initial, runtime.config_dir(), progress=ctx.progress)
         for phase, path in result.phase_weights.items():
             ctx.write(contract.PHASE_WEIGHTS, path.read_bytes(), phase=phase)
         for phase, path in result.results.items():
             ctx.write(contract.RESULTS, path.read_bytes(), phase=phase)
-        return {contract.METRICS: {**yolo.metrics_document(result), "device": device},
-                contract.WEIGHTS: result.weights.read_bytes()}
+        metrics = {**yolo.metrics_document(result), "device": device}
+        if metrics["final"].get(yolo.MAP50, 1.0) <= 0:
+            quiet.warn(ctx, "the trained detector's final mAP50 is 0 on its validation images: it finds no labelled "
+                            "cell, so its scores will add nothing to the fusion (more images or epochs needed)")
+        return {contract.METRICS: metrics, contract.WEIGHTS: result.weights.read_bytes()}
 
 
 def initial_weights_path(uri: str | None):
@@ -76,6 +80,7 @@ def initial_weights_path(uri: str | None):
 
 
 def run_detect(ctx) -> dict:
+    quiet.setup()
     size = runtime.detector_spec().input_size
     device = runtime.resolved_device()
     model = runtime.cached_model(ctx.input("model").uri(contract.WEIGHTS), runtime.config_dir())
@@ -90,7 +95,11 @@ def run_detect(ctx) -> dict:
         counts = boxes["ID"].value_counts()
         images += [(image_id, green.shape[1], green.shape[0], int(counts.get(image_id, 0)))
                    for image_id, green in zip(chunk["ID"], greens)]
-    return {contract.BOXES: core.concat_boxes(tables),
+    boxes = core.concat_boxes(tables)
+    if len(rows) and boxes.empty:
+        quiet.warn(ctx, f"the detector found no box in any of the {len(rows)} image(s) of this shard (confidence >= "
+                        f"{core.CONFIDENCE_THRESHOLD}): its scores for these cells are all 0")
+    return {contract.BOXES: boxes,
             contract.DETECT_IMAGES: pd.DataFrame(images, columns=list(contract.DETECT_IMAGES.columns))}
 
 

@@ -168,6 +168,39 @@ def _as_floats(values: dict) -> dict:
     return out
 
 
+MAP50 = "metrics/mAP50(B)"
+MAP50_95 = "metrics/mAP50-95(B)"
+
+
+def epoch_line(epoch: int, epochs: int, phase: str, phase_epoch: int, phase_epochs: int, losses: dict,
+               metrics: dict) -> str:
+    """``epoch 3/4 (finetune 1/2): loss 14.9 (box 5.58, cls 5.03, dfl 4.30), val mAP50 0.012, mAP50-95 0.003``."""
+    parts = ", ".join(f"{name.rsplit('/', 1)[-1].removesuffix('_loss')} {value:.3g}" for name, value in losses.items())
+    line = f"epoch {epoch}/{epochs} ({phase} {phase_epoch}/{phase_epochs}): loss {sum(losses.values()):.4g}"
+    line += f" ({parts})" if parts else ""
+    if MAP50 in metrics:
+        line += f", val mAP50 {metrics[MAP50]:.3f}"
+    if MAP50_95 in metrics:
+        line += f", mAP50-95 {metrics[MAP50_95]:.3f}"
+    return line
+
+
+def epoch_reporter(progress, phase: TrainingPhase, done_before: int, total: int):
+    """An Ultralytics ``on_fit_epoch_end`` callback: one :func:`epoch_line` and a percentage of all phases'
+    epochs through ``progress(message, percent)``."""
+
+    def on_fit_epoch_end(trainer):
+        phase_epoch = int(trainer.epoch) + 1
+        if phase_epoch > int(trainer.epochs):  # Ultralytics' final validation of the best weights, not an epoch
+            return
+        losses = {} if trainer.tloss is None else _as_floats(trainer.label_loss_items(trainer.tloss, prefix="train"))
+        epoch = done_before + phase_epoch
+        progress(epoch_line(epoch, total, phase.name, phase_epoch, int(trainer.epochs), losses,
+                            _as_floats(trainer.metrics)), int(100 * epoch / max(1, total)))
+
+    return on_fit_epoch_end
+
+
 def train(
     dataset_yaml: str | Path,
     architecture: str,
@@ -175,16 +208,22 @@ def train(
     work_dir: str | Path,
     initial_weights: str | Path | None = None,
     config_dir=None,
+    progress=None,
 ) -> TrainingResult:
-    """Run the training phases in order, each starting from the previous phase's best weights."""
+    """Run the training phases in order, each starting from the previous phase's best weights;
+    ``progress(message, percent)``, if given, hears one line per epoch (:func:`epoch_line`)."""
     work_dir = Path(work_dir)
     weights: Path | None = None
     phase_weights, metrics, results = {}, [], {}
+    total, done = sum(phase.epochs for phase in phases), 0
     for phase in phases:
         if weights is None:
             model = build_model(architecture, initial_weights, config_dir)
         else:
             model = load_model(weights, config_dir)
+        if progress is not None:
+            model.add_callback("on_fit_epoch_end", epoch_reporter(progress, phase, done, total))
+        done += phase.epochs
         model.train(data=str(dataset_yaml), project=str(work_dir), name=phase.name, **phase.overrides)
         trainer = model.trainer
         best, last = Path(trainer.best), Path(trainer.last)

@@ -47,6 +47,9 @@ def local_models(settings: SegmentSettings):
 
 
 def run(ctx) -> dict:
+    from stages import quiet
+
+    quiet.setup()  # before torch (hpacellseg) is imported
     rows = ctx.rows().set_index("ID", drop=False)
     with local_models(segment().settings()) as settings:
         cells, images = segment_shard(
@@ -54,6 +57,10 @@ def run(ctx) -> dict:
             make_segmenter(settings), lambda image_id, *labels: ctx.write(contract.LABELS, labels, image_id=image_id),
             ctx.progress)
     ctx.progress(f"{len(images)} image(s), {len(cells)} cell(s)", 100)
+    empty = images.loc[images["cells"] == 0, "ID"].astype(str).tolist()
+    if empty:
+        quiet.warn(ctx, f"{len(empty)} of {len(images)} image(s) have no cell: {', '.join(empty[:5])}"
+                        f"{', ...' if len(empty) > 5 else ''} (they get no score row and no prediction)")
     return {contract.CELLS: cells, contract.IMAGES: images}
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stages.classes import NUM_CLASSES
-from stages.classify import models
+from stages.classify import data, models
 from stages.classify.predict import predict_probabilities
 from stages.zoo import get_profile
 
@@ -102,3 +102,57 @@ def test_losses_are_keras_built_ins():
     assert isinstance(models.make_loss("binary_focal_crossentropy"), keras.losses.BinaryFocalCrossentropy)
     with pytest.raises(ValueError, match="unknown loss"):
         models.make_loss("sigmoid_focal_tfa")
+
+
+@pytest.mark.parametrize("name", ["cell.b7_e1", "image.b7_600_noext"])
+def test_a_saved_model_opens_with_plain_keras_in_a_fresh_process(tmp_path, name):
+    """The file names only Keras' own objects (no efficientnet 'swish' or 'FixedDropout'): a process that
+    imports nothing but keras opens it and predicts what the saving process predicted."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    spec = DEMO.model(name)
+    model = models.build_classifier(spec)
+    batch = data.model_input(batch_for(spec), spec.channels)
+    np.save(tmp_path / "batch.npy", batch)
+    models.save_classifier(model, tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        config = archive.read("config.json").decode()
+    assert "FixedDropout" not in config and '"swish"' not in config
+    code = ("import keras, numpy as np; model = keras.models.load_model('model.keras'); "
+            "np.save('loaded.npy', np.asarray(model.predict(np.load('batch.npy'), verbose=0)))")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    child = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                           capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr[-3000:]
+    expected = np.asarray(model.predict(batch, verbose=0))
+    np.testing.assert_allclose(np.load(tmp_path / "loaded.npy"), expected, atol=1e-6)
+
+
+def test_builtin_pieces_give_the_efficientnet_packages_weights_and_outputs(monkeypatch):
+    """Built with Keras' swish and Dropout or with efficientnet's own swish and FixedDropout, the same seed
+    gives the same weights, and the same weights the same outputs, in inference and in training mode."""
+    import contextlib
+
+    import keras
+
+    spec = DEMO.model("cell.b7_e1")
+    keras.utils.set_random_seed(3)
+    new = models.build_classifier(spec)
+    monkeypatch.setattr(models, "builtin_efficientnet_pieces", lambda keras: contextlib.nullcontext())
+    keras.utils.set_random_seed(3)
+    old = models.build_classifier(spec)
+    def kinds(model):
+        return {type(layer).__name__ for layer in model._flatten_layers()}
+
+    assert "FixedDropout" in kinds(old) and "FixedDropout" not in kinds(new) and "Dropout" in kinds(new)
+    for mine, theirs in zip(new.get_weights(), old.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    batch = data.model_input(batch_for(spec), spec.channels)
+    np.testing.assert_array_equal(np.asarray(new(batch, training=False)), np.asarray(old(batch, training=False)))
+    keras.utils.set_random_seed(5)
+    trained_new = np.asarray(new(batch, training=True))
+    keras.utils.set_random_seed(5)
+    np.testing.assert_array_equal(trained_new, np.asarray(old(batch, training=True)))

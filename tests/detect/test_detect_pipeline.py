@@ -301,7 +301,8 @@ def test_export_and_training_inputs_through_storage(any_root, pipeline_settings,
         write_segment_outputs("train", shard, ids[shard * SHARD_SIZE:(shard + 1) * SHARD_SIZE])
     seen = {}
 
-    def stand_in_training(dataset_yaml, architecture, phases, work_dir, initial_weights=None, config_dir=None):
+    def stand_in_training(dataset_yaml, architecture, phases, work_dir, initial_weights=None, config_dir=None,
+                          progress=None):
         yolo.prepare_offline(config_dir)
         from ultralytics.data.utils import check_det_dataset
 
