@@ -12,28 +12,7 @@ from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.submit import encoding
 from stages.submit import evaluate as ev
 from stages.submit import file_score
-
-
-def labels_with(shape, boxes):
-    """A label image with cell i+1 filling boxes[i] = (row0, row1, col0, col1)."""
-    image = np.zeros(shape, np.uint16)
-    for index, (r0, r1, c0, c1) in enumerate(boxes, start=1):
-        image[r0:r1, c0:c1] = index
-    return image
-
-
-def truth_table(image_id, cell_labels):
-    return pd.DataFrame({"ID": image_id, "cell_id": list(cell_labels), "Label": list(cell_labels.values())})
-
-
-def score_table(image_id, per_cell):
-    """per_cell: {cell_id: {class: confidence}}; unnamed classes score 0."""
-    rows = []
-    for cell_id, classes in per_cell.items():
-        row = {"ID": image_id, "cell_id": cell_id, **{column: 0.0 for column in SCORE_COLUMNS}}
-        row.update({f"class_{klass}": value for klass, value in classes.items()})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["ID", "cell_id", *SCORE_COLUMNS])
+from evaluation_tables import labels_with, score_table, truth_table
 
 
 BOXES = [(0, 10, 0, 10), (0, 10, 20, 30), (20, 30, 0, 10)]  # three 10x10 cells in a 32x40 image

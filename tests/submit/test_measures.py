@@ -12,42 +12,21 @@ import pytest
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS
 from stages.submit import cell_auc, encoding, file_score, summary
 from stages.submit import evaluate as ev
+from evaluation_tables import labels_with, score_table, truth_table
 
 SHAPE = (32, 40)  # not square
 BOXES = [(0, 10, 0, 10), (0, 10, 20, 30), (20, 30, 0, 10), (20, 30, 20, 30)]  # four 10x10 cells
 MEASURES = ("mAP", "strict_mAP", "cell_auc", "cell_auc_classes")
 
 
-def labels_with(boxes, shape=SHAPE):
-    """A label image with cell i+1 filling boxes[i] = (row0, row1, col0, col1)."""
-    image = np.zeros(shape, np.uint16)
-    for index, (r0, r1, c0, c1) in enumerate(boxes, start=1):
-        image[r0:r1, c0:c1] = index
-    return image
-
-
-def truth_table(image_id, cell_labels):
-    return pd.DataFrame({"ID": image_id, "cell_id": list(cell_labels), "Label": list(cell_labels.values())})
-
-
-def score_table(image_id, per_cell):
-    """per_cell: {cell_id: {class: confidence}}; unnamed classes score 0 (all 19 are predicted)."""
-    rows = []
-    for cell_id, classes in per_cell.items():
-        row = {"ID": image_id, "cell_id": cell_id, **{column: 0.0 for column in SCORE_COLUMNS}}
-        row.update({f"class_{klass}": value for klass, value in classes.items()})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["ID", "cell_id", *SCORE_COLUMNS])
-
-
 def one_image(pred, cells, per_cell):
-    truth = labels_with(BOXES[: len(cells)])
+    truth = labels_with(SHAPE, BOXES[: len(cells)])
     return ev.evaluate(["img"], {"img": pred}, {"img": truth}, truth_table("img", cells), score_table("img", per_cell))
 
 
 def other_image_claims_class_0():
     """Image a: one class-0 cell scored 0.5 for class 0; image b: one class-5 cell scored 0.99 for class 0."""
-    truth = labels_with(BOXES[:1])
+    truth = labels_with(SHAPE, BOXES[:1])
     images = {"a": truth, "b": truth}
     cells = pd.concat([truth_table("a", {1: "0"}), truth_table("b", {1: "5"})])
     scores = pd.concat([score_table("a", {1: {0: 0.5}}), score_table("b", {1: {0: 0.99, 5: 0.3}})])
@@ -81,7 +60,7 @@ def test_strict_equals_challenge_when_no_class_is_claimed_outside_its_images():
 
 
 def test_match_image_strict_returns_absent_classes_as_false_positives():
-    truth = labels_with(BOXES[:1])
+    truth = labels_with(SHAPE, BOXES[:1])
     overlap = ev.image_overlap(truth, truth, {1: [0]})
     challenge = ev.match_image(overlap, [1, 1], [0, 7], [0.4, 0.9])
     strict = ev.match_image(overlap, [1, 1], [0, 7], [0.4, 0.9], strict=True)
@@ -97,7 +76,7 @@ FOUR_SCORES = {1: {0: 0.9, 1: 0.3}, 2: {0: 0.4, 1: 0.1}, 3: {0: 0.5, 1: 0.3}, 4:
 
 
 def test_cell_auc_by_hand_four_cells_two_classes():
-    result = one_image(labels_with(BOXES), FOUR_CELLS, FOUR_SCORES)
+    result = one_image(labels_with(SHAPE, BOXES), FOUR_CELLS, FOUR_SCORES)
     assert result["per_class"]["0"]["cell_auc"] == pytest.approx(0.75)
     assert result["per_class"]["1"]["cell_auc"] == pytest.approx(0.875)
     assert result["cell_auc"] == pytest.approx((0.75 + 0.875) / 2)
@@ -110,7 +89,7 @@ def test_cell_auc_by_hand_four_cells_two_classes():
                                          ((20, 30, 20, 24), False),  # IoU 0.4
                                          ((20, 30, 26, 36), False)])  # IoU 40/160 = 0.25
 def test_an_unpaired_truth_cell_scores_zero_for_every_class(box, paired):
-    result = one_image(labels_with([*BOXES[:3], box]), FOUR_CELLS, FOUR_SCORES)
+    result = one_image(labels_with(SHAPE, [*BOXES[:3], box]), FOUR_CELLS, FOUR_SCORES)
     assert result["paired_cells"] == (4 if paired else 3)
     if paired:
         assert result["cell_auc"] == pytest.approx((0.75 + 0.875) / 2)
@@ -122,7 +101,7 @@ def test_an_unpaired_truth_cell_scores_zero_for_every_class(box, paired):
 
 
 def test_a_source_without_rows_for_an_image_scores_its_cells_zero():
-    truth = labels_with(BOXES)
+    truth = labels_with(SHAPE, BOXES)
     images = {"a": truth, "b": truth}
     cells = pd.concat([truth_table("a", FOUR_CELLS), truth_table("b", {1: "1", 2: "0", 3: "0", 4: "0"})])
     only_a = score_table("a", FOUR_SCORES)
@@ -137,14 +116,14 @@ def test_a_class_with_only_positive_cells_is_left_out_of_the_mean():
     cells = {1: "0", 2: "0|1", 3: "0", 4: "0|1"}
     # class 1: positives 0.8, 0.7 vs negatives 0.6, 0.75 -> 3 of 4 pairs; class 0 has no negative cell
     scores = {1: {0: 0.1, 1: 0.6}, 2: {0: 0.9, 1: 0.8}, 3: {0: 0.2, 1: 0.75}, 4: {0: 0.3, 1: 0.7}}
-    result = one_image(labels_with(BOXES), cells, scores)
+    result = one_image(labels_with(SHAPE, BOXES), cells, scores)
     assert result["classes_evaluated"] == 2 and result["cell_auc_classes"] == 1
     assert result["per_class"]["0"]["cell_auc"] is None and result["per_class"]["0"]["AP"] is not None
     assert result["cell_auc"] == result["per_class"]["1"]["cell_auc"] == pytest.approx(0.75)
 
 
 def test_no_class_with_both_kinds_gives_no_auc():
-    result = one_image(labels_with(BOXES[:2]), {1: "3", 2: "3"}, {1: {3: 0.9}, 2: {3: 0.1}})
+    result = one_image(labels_with(SHAPE, BOXES[:2]), {1: "3", 2: "3"}, {1: {3: 0.9}, 2: {3: 0.1}})
     assert result["cell_auc"] is None and result["cell_auc_classes"] == 0 and result["mAP"] == 1.0
     empty = ev.Evaluation().result()
     assert empty["mAP"] is empty["strict_mAP"] is empty["cell_auc"] is None and empty["truth_cells"] == 0
@@ -166,8 +145,8 @@ def test_every_source_and_the_written_file_report_the_three_measures():
     images, truths, tables, rows = {}, [], {"fused": [], "cell": [], "image": []}, []
     for index in range(3):
         image_id, height, width = f"im{index}", 40 + 8 * index, 56
-        truth = labels_with([(r, r + 10, c, c + 10) for r in (0, 20) for c in (0, 20, 40) if r + 10 <= height],
-                            (height, width))
+        boxes = [(r, r + 10, c, c + 10) for r in (0, 20) for c in (0, 20, 40) if r + 10 <= height]
+        truth = labels_with((height, width), boxes)
         ids = [int(v) for v in np.unique(truth) if v]
         truths.append(pd.DataFrame({"ID": image_id, "cell_id": ids,
                                     "Label": ["|".join(map(str, rng.choice(4, rng.integers(1, 3), replace=False)))
