@@ -196,9 +196,12 @@ def writer_lock(folder_uri: str) -> Iterator[None]:
     """Held while a task writes ``folder_uri``: a second writer of the same folder (another run on the same
     work root) waits, then finds the folder finished. Local folders only: an flock on a hidden file beside
     the folder, released by the kernel when its holder dies, so a killed writer never blocks the next.
-    On S3 there is no such lock (see README's reliability section)."""
+    On S3 a renewed lease object taken by a conditional PUT (:mod:`stages.s3_lock`)."""
     if is_s3(folder_uri):
-        yield
+        from stages import s3_lock
+
+        with s3_lock.held(folder_uri):
+            yield
         return
     path = Path(folder_uri)
     _make_folder(path.parent)
