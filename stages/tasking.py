@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from typing import ClassVar
 
 import luigi
 import luigi.configuration
 
-from stages import inputs, storage
+from stages import inputs, scratch, storage
 from stages.config import pipeline
 from stages.declare import Needs, Stage, TaskSpec, snake_case
 
@@ -154,12 +155,21 @@ class StageTask(luigi.Task):
             storage.remove(folder)  # leftovers of a crashed attempt must not mix with this one
             try:
                 outputs = self.spec.run(Context(self, folder)) or {}
-                for artifact, value in outputs.items():
-                    if artifact not in self.spec.outputs:
-                        raise ValueError(f"{self}: {artifact.name} is not a declared output of {self.spec.name}")
-                    artifact.write(folder, value)
+                undeclared = [artifact.name for artifact in outputs if artifact not in self.spec.outputs]
+                if undeclared:
+                    raise ValueError(f"{self}: {', '.join(undeclared)} is not a declared output of {self.spec.name}")
+                try:
+                    for artifact, value in outputs.items():
+                        artifact.write(folder, value)
+                except storage.StorageError as error:
+                    # hours of training must not go with an unreachable store: keep what was computed
+                    raise storage.StorageError(f"{error}; this task's outputs are kept in "
+                                               f"{rescue(self, outputs)}") from error
             except BaseException:
-                storage.remove(folder)  # never leave a partial artifact behind
+                try:
+                    storage.remove(folder)  # never leave a partial artifact behind
+                except storage.StorageError as error:  # unmarked, it is never read, and the next attempt clears it
+                    logger.warning("%s: could not remove the partial %s: %s", self.task_id, folder, error)
                 raise
             storage.mark_done(folder)
 
@@ -171,6 +181,14 @@ class StageTask(luigi.Task):
             self.set_status_message(message)
         if percent is not None and self.set_progress_percentage is not None:
             self.set_progress_percentage(percent)
+
+
+def rescue(task: StageTask, outputs: dict) -> str:
+    """A local folder (never swept) holding the outputs a task computed but could not store."""
+    folder = scratch.ROOT.with_name(scratch.ROOT.name + "-rescued") / f"{task.task_id}-{int(time.time())}"
+    for artifact, value in outputs.items():
+        artifact.write(str(folder), value)
+    return str(folder)
 
 
 class Upstream:

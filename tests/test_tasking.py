@@ -121,3 +121,21 @@ def test_an_undeclared_output_is_refused(tmp_path, pipeline_settings):
     with pytest.raises(ValueError, match="stray.json is not a declared output"):
         task.run_here()
     assert not storage.exists(task.folder())
+
+
+def test_outputs_that_cannot_be_stored_are_kept_locally_and_named(tmp_path, pipeline_settings, monkeypatch):
+    work = tmp_path / "work"
+    pipeline_settings(work=str(work))
+    original = Artifact.write
+
+    def unreachable_store(self, folder, value, **fields):
+        if str(folder).startswith(str(work)):
+            raise storage.StorageError(f"S3 write of {folder}/{self.name} failed: EndpointConnectionError")
+        original(self, folder, value, **fields)
+
+    monkeypatch.setattr(Artifact, "write", unreachable_store)
+    task = toy_class("ToyTrained", lambda ctx: {OUTPUT: {"weights": [1, 2, 3]}})()
+    with pytest.raises(storage.StorageError, match="outputs are kept in") as raised:
+        task.run_here()
+    kept = str(raised.value).rsplit("kept in ", 1)[1]
+    assert OUTPUT.read(kept) == {"weights": [1, 2, 3]} and not task.complete()
