@@ -184,12 +184,3 @@ def classifier_bytes(model) -> bytes:
         path = Path(folder) / "model.keras"
         save_classifier(model, path)
         return path.read_bytes()
-
-
-def classifier_from_bytes(data: bytes):
-    from stages import scratch
-
-    with scratch.folder("model-") as folder:
-        path = Path(folder) / "model.keras"
-        path.write_bytes(data)
-        return load_classifier(path)
