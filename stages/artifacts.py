@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from stages import storage
+from stages import local_paths, storage
 
 FORMATS = ("table", "array", "arrays", "json", "bytes")
 
@@ -86,10 +86,10 @@ class Artifact:
 
     @contextlib.contextmanager
     def mapped(self, folders: list[str]) -> Iterator[list[np.ndarray]]:
-        """This array in each folder, memory-mapped read-only (see :func:`stages.storage.mapped_arrays`)."""
+        """This array in each folder, memory-mapped read-only (see :func:`stages.local_paths.mapped_arrays`)."""
         if self.format != "array":
             raise TypeError(f"artifact {self.name} is a {self.format}, not an array")
-        with storage.mapped_arrays([self.uri(folder) for folder in folders]) as arrays:
+        with local_paths.mapped_arrays([self.uri(folder) for folder in folders]) as arrays:
             yield arrays
 
 

@@ -70,6 +70,8 @@ class TaskSpec:
     directory: str = ""  # the <dir> above; default: the task family in snake case
     gpu: bool | Callable = False  # or () -> whether the container needs one under the current settings
     operational: tuple[str, ...] = ()  # config sections that tune speed only, kept out of the fingerprint
+    reads_labels: bool = False  # its outputs depend on the images' labels: a changed label reruns it
+    source: Callable | None = None  # (task) -> a digest of what it reads from outside the work root
 
     def needs_gpu(self) -> bool:
         return bool(self.gpu() if callable(self.gpu) else self.gpu)

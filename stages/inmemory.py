@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from stages.classes import CHANNELS
-from stages.tasking import StageTask, Upstream
+from stages.context import Upstream
+from stages.tasking import StageTask
 
 logger = logging.getLogger("luigi-interface")
 GREEN = CHANNELS.index("green")
@@ -47,7 +48,7 @@ class Memory:
 
 
 class MemoryUpstream:
-    """An upstream per-shard task's outputs, as :class:`stages.tasking.Upstream` offers them."""
+    """An upstream per-shard task's outputs, as :class:`stages.context.Upstream` offers them."""
 
     def __init__(self, task: StageTask, memory: Memory):
         self.task, self.memory = task, memory
@@ -60,7 +61,7 @@ class MemoryUpstream:
 
 
 class MemoryContext:
-    """:class:`stages.tasking.Context` for one image held in memory."""
+    """:class:`stages.context.Context` for one image held in memory."""
 
     def __init__(self, task: StageTask, memory: Memory):
         self.task, self.memory = task, memory

@@ -6,6 +6,10 @@ a split has and which images a shard holds. The manifest itself is the ``Manifes
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -36,10 +40,93 @@ def split_table(split: str) -> str:
     return storage.join(split_root(split), core.SPLIT_LAYOUT[split][1])
 
 
+MANIFEST_TASK = "Manifest"
+# Set by the runners for a container: the driver's listing digest per split ("train=3f2a..,test=9b1c.."), so
+# a container finds the driver's manifest without listing the whole input again.
+LISTINGS_VARIABLE = "HPA_INPUT_LISTINGS"
+
+
 def manifest_task(split: str):
     from stages.tasking import task_class
 
-    return task_class("Manifest")(split=split)
+    return task_class(MANIFEST_TASK)(split=split)
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A split's input as listed once by this process: its channel files with their identities (size and
+    mtime, or size and ETag), its table's bytes (None: there is none), and a digest of both."""
+
+    files: dict[str, str]
+    table: bytes | None
+    digest: str
+
+
+# The input is listed once per process (one run): every manifest lookup, fingerprint and folder of the
+# run agrees on it. A program that runs the pipeline more than once calls refresh() between the runs.
+_generation = 0
+_listings: dict[tuple, Listing] = {}
+
+
+def refresh() -> None:
+    """Forget what this process listed of the input and read of its manifests: the next lookup lists the
+    input again, so a changed, added or removed image or label is seen."""
+    global _generation
+    _generation += 1
+    _listings.clear()
+    _manifests.clear()
+    _shard_counts.clear()
+    _row_digests.clear()
+
+
+def generation() -> int:
+    return _generation
+
+
+def listing(split: str) -> Listing:
+    folder, table_uri = split_folder(split), split_table(split)
+    key = (folder, table_uri, _generation)
+    if key not in _listings:
+        channel_names = core.channel_files(list(found := storage.list_files(folder)))
+        files = {name: found[name] for names in channel_names.values() for name in names.values()}
+        try:
+            table = storage.read_bytes(table_uri)
+        except storage.ArtifactNotFound:
+            table = None
+        digest = hashlib.sha256(repr((sorted(files.items()), table)).encode()).hexdigest()[:12]
+        _listings[key] = Listing(files, table, digest)
+    return _listings[key]
+
+
+def folder_digest(uri: str) -> str:
+    """A digest of a folder's files and their identities (the evaluation's truth), listed once per run."""
+    key = (uri, "folder", _generation)
+    if key not in _listings:
+        files = storage.list_files(uri)
+        _listings[key] = Listing(files, None, hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:12])
+    return _listings[key].digest
+
+
+_pinned: dict[str, str] = {}
+
+
+def pin_listings(digests: dict[str, str]) -> None:
+    """Name each split's manifest by these listing digests instead of listing the input: a published run's
+    (``stages.predict`` finds the run's models whether or not its input is still there)."""
+    _pinned.clear()
+    _pinned.update(digests)
+
+
+def listing_digest(split: str) -> str:
+    """What names the split's manifest folder: the digest pinned, or the driver's in a container, or the one
+    of this process's listing."""
+    given = dict(item.split("=", 1) for item in os.environ.get(LISTINGS_VARIABLE, "").split(",") if "=" in item)
+    return _pinned.get(split) or given.get(split) or listing(split).digest
+
+
+def listing_digests() -> str:
+    """Every split's listing digest, for :data:`LISTINGS_VARIABLE`."""
+    return ",".join(f"{split}={listing_digest(split)}" for split in needed_splits())
 
 
 # Manifests read in this process, by folder: a graph asks for a split's shard count once per group, and a
@@ -89,6 +176,26 @@ def validate_inputs() -> None:
 def forget_manifest(folder: str) -> None:
     _manifests.pop(folder, None)
     _shard_counts.clear()
+    _row_digests.clear()
+
+
+_row_digests: dict[tuple, dict] = {}
+
+
+def rows_digest(split: str, shard: int | None = None, labels: bool = False) -> str:
+    """A digest of manifest rows: one shard's (None: the whole split's) IDs and file identities, and their
+    labels with ``labels``. It changes exactly when an image of those rows (or a label) does."""
+    from stages.tasking import settings_state
+
+    key = (split, labels, settings_state())
+    if key not in _row_digests:
+        manifest = load_manifest(split, ensure=True)
+        lines = manifest["ID"] + "\t" + manifest["identity"] + ("\t" + manifest["Label"] if labels else "")
+        digests = {int(number): hashlib.sha256("\n".join(rows).encode()).hexdigest()[:12]
+                   for number, rows in lines.groupby(manifest["shard"])}
+        digests[None] = hashlib.sha256(repr(sorted(digests.items())).encode()).hexdigest()[:12]
+        _row_digests[key] = digests
+    return _row_digests[key][shard]
 
 
 _shard_counts: dict[tuple, int] = {}

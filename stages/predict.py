@@ -32,7 +32,7 @@ import luigi.configuration
 import numpy as np
 import pandas as pd
 
-from stages import storage
+from stages import inputs, storage
 from stages.classes import CHANNELS, CLASS_NAMES, SCORE_COLUMNS
 from stages.config import PROFILES, pipeline
 from stages.manifest.core import channel_files
@@ -89,6 +89,15 @@ def recorded_settings(work: str) -> dict[str, str]:
             if key in RECORDED_SETTINGS and value is not None}
 
 
+def recorded_listings(work: str) -> dict[str, str]:
+    """The listing digest of each split the published run read ({} for a run published without them)."""
+    uri = storage.join(work, PUBLISHED)
+    try:
+        return dict(storage.read_json(uri).get("inputs") or {})
+    except (storage.ArtifactNotFound, ValueError, AttributeError):
+        return {}
+
+
 def configure(work: str, input_uri: str | None = None, profile: str | None = None) -> dict[str, str]:
     """Point ``[pipeline]`` at the run, as ``luigi --pipeline-work ...`` would: the run's recorded settings,
     then what the command line gives; returns the settings used."""
@@ -99,6 +108,8 @@ def configure(work: str, input_uri: str | None = None, profile: str | None = Non
     values = {**recorded_settings(work), **{key: value for key, value in given.items() if value is not None}}
     for key, value in values.items():
         config.set("pipeline", key, str(value))
+    same_input = input_uri in (None, recorded_settings(work).get("input"))
+    inputs.pin_listings(recorded_listings(work) if same_input else {})  # the input as the models saw it
     settings = pipeline()
     return {"work": settings.work, "input": settings.input, "profile": settings.profile}
 
@@ -115,16 +126,20 @@ def shard_task(name: str):
 
 
 def other_versions(task) -> list[str]:
-    """The same model folder under the task's other fingerprints: the run trained this model with other
-    settings (another input, profile or luigi.cfg, or a code version whose training settings differ)."""
+    """The same model under other settings or inputs: the run trained it with another input, profile or
+    luigi.cfg, on a training set that has changed since, or with a code version whose training settings
+    differ."""
     folder = task.folder()
-    fingerprint = task.fingerprint()
-    stage_folder, _, relative = folder.partition(f"/{fingerprint}/")
+    stage_folder, _, relative = folder.partition(f"/{task.fingerprint()}/")
+    split, _, leaf = relative.rpartition("/")
+    model = leaf.rsplit(".", 1)[0]
     found = []
-    for other in storage.listdir(stage_folder):
-        uri = storage.join(stage_folder, other, relative)
-        if other != fingerprint and storage.is_done(uri):
-            found.append(uri)
+    for fingerprint in storage.listdir(stage_folder):
+        parent = storage.join(stage_folder, fingerprint, split)
+        for other in storage.listdir(parent):
+            uri = storage.join(parent, other)
+            if uri != folder and other.rsplit(".", 1)[0] == model and storage.is_done(uri):
+                found.append(uri)
     return found
 
 

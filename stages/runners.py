@@ -17,7 +17,7 @@ import luigi
 import luigi.configuration
 from luigi.task_register import Register
 
-from stages import storage
+from stages import inputs, storage
 
 # markers: for benchmarks of the task graph alone (bench/scale.py): nothing runs, each task's folder gets
 # its marker, and a task that is not per shard its fixed-name files, empty.
@@ -101,6 +101,7 @@ def docker_command(task) -> list[str]:
         command += ["--gpus", settings.gpus]
     for variable in PASSED_ENVIRONMENT:
         command += ["-e", variable]
+    command += ["-e", f"{inputs.LISTINGS_VARIABLE}={inputs.listing_digests()}"]  # the input as the driver saw it
     config_files = _config_files()
     if config_files:
         # Luigi reads the last file of its path list last, so the container keeps this process's precedence.
@@ -124,8 +125,9 @@ def kubernetes_pod_spec(task) -> dict:
         "name": image_name(task),
         "image": image_for(task),
         "args": task_arguments(task),
-        "env": [{"name": name, "value": os.environ[name]} for name in ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
-                if os.environ.get(name)],
+        "env": [*({"name": name, "value": os.environ[name]} for name in ("AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+                  if os.environ.get(name)),
+                {"name": inputs.LISTINGS_VARIABLE, "value": inputs.listing_digests()}],
     }
     if settings.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]

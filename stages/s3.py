@@ -200,6 +200,19 @@ def listdir(uri: str) -> list[str]:
     return sorted(names)
 
 
+def list_files(uri: str) -> dict[str, str]:
+    """The objects directly under ``uri``, each with its identity ``size:ETag`` (from the listing alone)."""
+    bucket, key = split(uri)
+    prefix = key.rstrip("/") + "/" if key else ""
+    files: dict[str, str] = {}
+    with translated(uri, "listing"):
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                                          Delimiter="/"):
+            files.update((item["Key"][len(prefix):], f"{item['Size']}:{item['ETag'].strip(chr(34))}")
+                         for item in page.get("Contents", []))
+    return files
+
+
 def remove(uri: str) -> None:
     bucket, key = split(uri)
     client = s3_client()

@@ -59,6 +59,14 @@ def temporary_name(target: Path) -> str:
     return f".{target.name}.{os.getpid()}."
 
 
+TEMPORARY = re.compile(r"^\..+\.(\d+)\..*\.tmp$")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of :func:`temporary_name`'s (a write in progress, or a killed one's)."""
+    return TEMPORARY.match(name) is not None
+
+
 def remove_dead_temporaries(target: Path) -> None:
     """Temporaries beside ``target`` whose writer was killed: they would otherwise stay forever."""
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\..*\.tmp$")

@@ -30,11 +30,10 @@ import pandas as pd
 from stages import s3, scratch
 from stages.s3 import ArtifactNotFound, StorageError, reset_s3_client, s3_client, s3_settings
 
-__all__ = ["SUCCESS_MARKER", "ArtifactNotFound", "StorageError", "exists", "is_done", "is_s3", "join",
-           "listdir", "local_copy", "mapped_array", "mapped_arrays", "mark_done", "read_array", "read_arrays",
-           "read_bytes", "read_json", "read_table", "remove", "reset_s3_client", "s3_client", "s3_settings",
-           "staged_output", "write_array", "write_arrays", "write_bytes", "write_json", "write_table",
-           "write_with"]
+__all__ = ["SUCCESS_MARKER", "ArtifactNotFound", "StorageError", "done_record", "exists", "is_done", "is_s3",
+           "join", "list_files", "listdir", "mark_done", "read_array", "read_arrays", "read_bytes", "read_json",
+           "read_table", "remove", "reset_s3_client", "s3_client", "s3_settings", "write_array", "write_arrays",
+           "write_bytes", "write_json", "write_table", "write_with"]
 
 SUCCESS_MARKER = "_SUCCESS"
 FILE_MODE = 0o644  # local artifacts: readable by other users' containers, writable by their owner only
@@ -54,7 +53,7 @@ def join(uri: str, *parts: str) -> str:
     return out
 
 
-def _missing(uri: str) -> ArtifactNotFound:
+def missing(uri: str) -> ArtifactNotFound:
     return ArtifactNotFound(f"artifact not found: {uri}")
 
 
@@ -64,7 +63,7 @@ def read_bytes(uri: str) -> bytes:
     try:
         return Path(uri).read_bytes()
     except FileNotFoundError:
-        raise _missing(uri) from None
+        raise missing(uri) from None
 
 
 @contextlib.contextmanager
@@ -75,7 +74,7 @@ def _opened(uri: str) -> Iterator[BinaryIO]:
         try:
             handle = open(uri, "rb")
         except FileNotFoundError:
-            raise _missing(uri) from None
+            raise missing(uri) from None
         with handle:
             yield handle
         return
@@ -140,6 +139,24 @@ def listdir(uri: str) -> list[str]:
     if not path.is_dir():
         return []
     return sorted(child.name for child in path.iterdir() if not child.name.startswith("."))
+
+
+def list_files(uri: str) -> dict[str, str]:
+    """The files directly under ``uri`` (an input folder), each with an identity that changes when its content
+    does: ``size:mtime`` locally (in nanoseconds), ``size:ETag`` on S3, both from the listing alone. Dot-files
+    are listed (an image ID may start with a dot); this module's write temporaries are not."""
+    if is_s3(uri):
+        return s3.list_files(uri)
+    try:
+        entries = list(os.scandir(uri))
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    files = {}
+    for entry in entries:
+        if entry.is_file() and not scratch.is_temporary(entry.name):
+            status = entry.stat()
+            files[entry.name] = f"{status.st_size}:{status.st_mtime_ns}"
+    return files
 
 
 def remove(uri: str) -> None:
@@ -219,10 +236,17 @@ def writer_lock(folder_uri: str) -> Iterator[None]:
 _done: set[str] = set()
 
 
-def mark_done(folder_uri: str) -> None:
-    """Written last by a multi-file output: its presence means every other file is complete."""
-    write_bytes(join(folder_uri, SUCCESS_MARKER), b"")
+def mark_done(folder_uri: str, record: dict | None = None) -> None:
+    """Written last by a multi-file output: its presence means every other file is complete. ``record``
+    says what the folder holds (a shard's image IDs), for readers to check against what they expect."""
+    write_bytes(join(folder_uri, SUCCESS_MARKER), json.dumps(record, sort_keys=True).encode() if record else b"")
     _done.add(str(folder_uri).rstrip("/"))
+
+
+def done_record(folder_uri: str) -> dict:
+    """What :func:`mark_done` recorded of a finished folder ({} when nothing was)."""
+    data = read_bytes(join(folder_uri, SUCCESS_MARKER))
+    return json.loads(data) if data.strip() else {}
 
 
 def is_done(folder_uri: str) -> bool:
@@ -236,56 +260,3 @@ def _forget_done(uri: str) -> None:
     prefix = str(uri).rstrip("/")
     for folder in [folder for folder in _done if folder == prefix or folder.startswith(prefix + "/")]:
         _done.discard(folder)
-
-
-@contextlib.contextmanager
-def local_copy(uri: str, suffix: str = "") -> Iterator[Path]:
-    """A local file holding the artifact, for libraries that insist on a path (Keras, Ultralytics); an S3
-    object is downloaded straight to a scratch folder, removed when the block ends (also on an error)."""
-    if not is_s3(uri):
-        if not Path(uri).exists():
-            raise _missing(uri)
-        yield Path(uri)
-        return
-    with scratch.folder("stage-") as folder:
-        path = Path(folder) / ("artifact" + suffix)
-        s3.download(uri, path)
-        yield path
-
-
-@contextlib.contextmanager
-def staged_output(uri: str, suffix: str = "") -> Iterator[Path]:
-    """A scratch file path; when the block ends without error its content is written to ``uri`` atomically
-    (streamed, never whole in memory). The scratch folder is removed either way."""
-    with scratch.folder("stage-") as folder:
-        path = Path(folder) / ("artifact" + suffix)
-        yield path
-        with open(path, "rb") as handle:
-            if is_s3(uri):
-                s3.upload(uri, handle)
-            else:
-                write_with(uri, lambda target: shutil.copyfileobj(handle, target, 1024 * 1024))
-
-
-@contextlib.contextmanager
-def mapped_array(uri: str) -> Iterator[np.ndarray]:
-    with mapped_arrays([uri]) as (array,):
-        yield array
-
-
-@contextlib.contextmanager
-def mapped_arrays(uris: list[str]) -> Iterator[list[np.ndarray]]:
-    """The ``.npy`` artifacts as read-only memory maps, so training reads only the rows it samples: a local
-    file is mapped where it lies, an S3 object is copied to a scratch folder first (removed when the block
-    ends)."""
-    with scratch.folder("mapped-") as folder:
-        arrays = []
-        for number, uri in enumerate(uris):
-            path = Path(uri)
-            if is_s3(uri):
-                path = Path(folder) / f"{number}.npy"
-                s3.download(uri, path)
-            elif not path.exists():
-                raise _missing(uri)
-            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
-        yield arrays

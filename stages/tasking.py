@@ -5,11 +5,13 @@ the output folder and its success marker, the loading of inputs and the saving o
 storage layer, and the dispatch to the configured runner. ``requires()`` and the fingerprint both come
 from the declared ``needs``, so they cannot disagree.
 
-An artifact lives at ``<work>/<dir>/<fingerprint>/<split>/<folder>``. The fingerprint hashes the settings
-that change the artifact's content, chained through every upstream task's fingerprint, so a changed
-setting anywhere upstream never reuses a stale result; operational knobs (device, batch size, workers)
-stay out of it. A per-shard task's fingerprint does not depend on which shard it is: every shard of a
-stage shares one fingerprint folder, and a task that reads every shard chains that one fingerprint.
+An artifact lives at ``<work>/<dir>/<fingerprint>/<split>/<folder>.<input digest>``. The fingerprint
+hashes the settings that change the artifact's content, chained through every upstream task's fingerprint,
+so a changed setting anywhere upstream never reuses a stale result; operational knobs (device, batch size,
+workers) stay out of it. A per-shard task's fingerprint does not depend on which shard it is: every shard of
+a stage shares one fingerprint folder. The input digest addresses the input data a task reads (its
+shard's images, their labels where it reads labels, the trained models it reads), so a changed image reruns
+exactly its shard's chain and what reads it, and an unchanged shard is reused.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from typing import ClassVar
 
 import luigi
 import luigi.configuration
 
-from stages import inputs, scratch, storage
+from stages import inputs, storage
+from stages.context import Context, rescue, shard_ids
 from stages.config import pipeline
 from stages.declare import Needs, Stage, TaskSpec, snake_case
 
@@ -55,10 +57,11 @@ _fingerprints: dict[tuple, tuple[tuple, str]] = {}
 
 
 def settings_state() -> tuple:
-    """What every setting is read from: the config files' content and the command line being parsed."""
+    """What every setting and folder is derived from: the config files' content, the command line being
+    parsed, and the input as this process listed it (:func:`stages.inputs.refresh`)."""
     from luigi.cmdline_parser import CmdlineParser
 
-    return id(CmdlineParser._instance), repr(luigi.configuration.get_config()._sections)
+    return id(CmdlineParser._instance), repr(luigi.configuration.get_config()._sections), inputs.generation()
 
 
 def fingerprint_of(value) -> str:
@@ -120,17 +123,47 @@ class StageTask(luigi.Task):
         _fingerprints[key] = (state, value)
         return value
 
+    def input_digest(self, every_shard: bool = False) -> str:
+        """What the task reads of the input data, as a digest. A per-shard task: its shard's manifest rows
+        (the images' file identities; their labels if it reads labels) and the same shard of the per-shard
+        tasks it reads; with ``every_shard``, the same over every shard of its split at once (what a task
+        reading every shard depends on: one digest, without a task instance per shard). Any task: the
+        trained models it reads (their own digests) and what it reads from outside the work root
+        (``source``)."""
+        state = settings_state()
+        cached = self.__dict__.get("_input_digests")
+        if cached is None or cached[0] != state:
+            cached = self._input_digests = (state, {})
+        if every_shard not in cached[1]:
+            cached[1][every_shard] = fingerprint_of(self.input_parts(every_shard))
+        return cached[1][every_shard]
+
+    def input_parts(self, every_shard: bool) -> dict:
+        parts = {"source": self.spec.source(self)} if self.spec.source else {}
+        shard = self.shard if self.spec.per_shard and not every_shard else None
+        for name, need in self.needs().items():
+            split = need.split or self.split
+            if need.task == inputs.MANIFEST_TASK:
+                parts[name] = inputs.rows_digest(split, shard, self.spec.reads_labels)
+            elif need.scope == "split":
+                labels = inputs.rows_digest(split, labels=True) if self.spec.reads_labels else ""
+                parts[name] = fingerprint_of([self.needed(need, 0).input_digest(every_shard=True), labels])
+            else:
+                parts[name] = self.needed(need).input_digest(every_shard and need.scope == "shard")
+        return parts
+
     def folder(self) -> str:
         # Asked for at every completeness check of every shard: remembered on the (cached) task instance
-        # while the settings stay as they are.
+        # while the settings and the input stay as they are.
         state = settings_state()
         cached = self.__dict__.get("_folder")
         if cached is not None and cached[0] == state:
             return cached[1]
         directory = self.spec.directory or snake_case(self.get_task_family())
-        root = storage.join(pipeline().work, directory, self.fingerprint(), self.split)
         leaf = self.spec.folder.format(**self.param_kwargs)
-        folder = storage.join(root, leaf) if leaf else root
+        digest = self.input_digest()
+        folder = storage.join(pipeline().work, directory, self.fingerprint(), self.split,
+                              f"{leaf}.{digest}" if leaf else digest)
         self._folder = (state, folder)
         return folder
 
@@ -171,7 +204,8 @@ class StageTask(luigi.Task):
                 except storage.StorageError as error:  # unmarked, it is never read, and the next attempt clears it
                     logger.warning("%s: could not remove the partial %s: %s", self.task_id, folder, error)
                 raise
-            storage.mark_done(folder)
+            # a per-shard folder names the images it holds, for readers to check against their manifest rows
+            storage.mark_done(folder, {"ids": shard_ids(self.split, self.shard)} if self.spec.per_shard else None)
 
     def progress(self, message: str, percent: int | None = None) -> None:
         """Status and progress for the Luigi scheduler and the log, so a long run is not silent."""
@@ -181,77 +215,6 @@ class StageTask(luigi.Task):
             self.set_status_message(message)
         if percent is not None and self.set_progress_percentage is not None:
             self.set_progress_percentage(percent)
-
-
-def rescue(task: StageTask, outputs: dict) -> str:
-    """A local folder (never swept) holding the outputs a task computed but could not store."""
-    folder = scratch.ROOT.with_name(scratch.ROOT.name + "-rescued") / f"{task.task_id}-{int(time.time())}"
-    for artifact, value in outputs.items():
-        artifact.write(str(folder), value)
-    return str(folder)
-
-
-class Upstream:
-    """A finished upstream task's folder, read through its declared artifacts."""
-
-    def __init__(self, task: StageTask):
-        self.task = task
-        self.folder = task.folder()
-        if not storage.is_done(self.folder):  # a crashed attempt's leftovers must never pass for an input
-            raise storage.ArtifactNotFound(f"{task}: not finished (no {storage.SUCCESS_MARKER}): {self.folder}")
-
-    def read(self, artifact, **fields):
-        return artifact.read(self.folder, **fields)
-
-    def uri(self, artifact, **fields) -> str:
-        return artifact.uri(self.folder, **fields)
-
-    def mapped(self, artifact):
-        """An array artifact memory-mapped (a context manager): inputs far larger than memory stay on disk."""
-        return storage.mapped_array(artifact.uri(self.folder))
-
-
-class Context:
-    """What a declared ``run`` function sees: the task's parameters and settings, its inputs (upstream
-    artifacts; the images of its shard), progress, and ``write`` for outputs produced one file at a time.
-    It is the run functions' only way to storage, so :mod:`stages.inmemory` can run them on one image
-    without any."""
-
-    def __init__(self, task: StageTask, folder: str):
-        self.task = task
-        self.folder = folder
-        self.params = task.param_kwargs
-        self.split = task.split
-
-    @property
-    def settings(self) -> dict:
-        return self.task.content_settings()
-
-    def input(self, name: str):
-        """An input by its declared name: an :class:`Upstream`, or for a need of every shard, one per shard."""
-        need = self.task.needs()[name]
-        if need.scope != "split":
-            return Upstream(self.task.needed(need))
-        split = need.split or self.task.split
-        return [Upstream(self.task.needed(need, shard)) for shard in range(inputs.shard_count(split))]
-
-    def rows(self):
-        """The manifest rows of this task's shard: the images it works on."""
-        return inputs.shard_rows(self.split, self.params["shard"])
-
-    def field(self, row):
-        """A row's four channels, (H, W, 4) uint8."""
-        return inputs.field_of(self.split, row)
-
-    def green(self, row):
-        """A row's green channel alone, (H, W) uint8."""
-        return inputs.green_of(self.split, row)
-
-    def progress(self, message: str, percent: int | None = None) -> None:
-        self.task.progress(message, percent)
-
-    def write(self, artifact, value, **fields) -> None:
-        artifact.write(self.folder, value, **fields)
 
 
 _classes: dict[str, type[luigi.Task]] = {}

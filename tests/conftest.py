@@ -113,3 +113,12 @@ def detector_settings(config_section):
 @pytest.fixture
 def segment_config(config_section):
     return functools.partial(config_section, "segment")
+
+
+@pytest.fixture(autouse=True)
+def fresh_input_listing():
+    """Each test is a new run: the input is listed again (a process lists it once, see stages.inputs)."""
+    from stages import inputs
+
+    inputs.refresh()
+    inputs.pin_listings({})

@@ -57,7 +57,7 @@ def test_changed_setting_gets_its_own_artifacts(small_data, tmp_path, pipeline_s
     first = Tile(split="test", shard=0).folder()
     pipeline_settings(shard_size=3)
     second = Tile(split="test", shard=0).folder()
-    assert first != second and "/tile/" in first and first.endswith("/test/shard-00000")
+    assert first != second and "/tile/" in first and "/test/shard-00000." in first
 
 
 def tile_arrays(split: str) -> list[np.ndarray]:
@@ -123,8 +123,7 @@ def test_bad_image_leaves_no_partial_artifact(tmp_path, pipeline_settings):
     (sorted((data / "test").glob("*_blue.png"))[2]).unlink()
     pipeline_settings(input=str(data), work=str(tmp_path / "work"), profile="demo", shard_size=8)
     assert not build(SegmentAll(split="test"))
-    folder = Segment(split="test", shard=0).folder()
-    assert not storage.exists(folder) and storage.listdir(folder) == []
+    assert not (tmp_path / "work" / "segment").exists()
 
 
 def test_sixteen_bit_non_square_and_empty_images_flow_through(tmp_path, pipeline_settings):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ import pandas as pd
 import pytest
 from conftest import overridden
 
-from stages import predict, storage
+from stages import inputs, local_paths, predict, storage
 from stages.classes import CHANNELS, CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
 from stages.dev.synth.core import write_dataset
 from stages.fields import read_field
@@ -50,7 +51,7 @@ def write_stand_in_models(tasks, profile, config_dir: Path) -> None:
     for task in tasks:
         if task.get_task_family() == "TrainYolo":
             model = yolo.build_model(profile.detector.architecture, config_dir=config_dir)
-            with storage.staged_output(detect_contract.WEIGHTS.uri(task.folder()), ".pt") as path:
+            with local_paths.staged_output(detect_contract.WEIGHTS.uri(task.folder()), ".pt") as path:
                 model.save(str(path))
         else:
             model = models.build_classifier(profile.model(task.model))
@@ -167,7 +168,7 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
                                               rng.uniform(0, 1, NUM_CLASSES))
                  for spec in (*profile.role("cell"), *profile.role("image"))}
     # the trained run's model files, as the prediction tasks load them: <work>/.../<model>/model.keras
-    monkeypatch.setattr("stages.classify.stage.load_model", lambda uri: stand_ins[uri.rsplit("/", 2)[-2]])
+    monkeypatch.setattr("stages.classify.stage.load_model", lambda uri: stand_ins[uri.rsplit("/", 2)[-2].rsplit(".", 1)[0]])
     monkeypatch.setattr("stages.detect.runtime.cached_model", lambda *args: "stand-in detector")
     first = table.iloc[0]
     seen = {}
@@ -261,9 +262,16 @@ def test_the_runs_record_gives_the_defaults(tmp_path):
     work = tmp_path / "work"
     recorded = {"input": str(tmp_path / "data"), "external": str(tmp_path / "ext"), "profile": "hpa2021",
                 "shard_size": 7}
+    write_dataset(recorded["input"], 1, 1, 64, 64, 0)
+    write_dataset(recorded["external"], 1, 0, 64, 64, 1)
     with overridden({"pipeline": {**recorded, "work": str(work)}}):
-        storage.write_json(storage.join(str(work), "published.json"), Submission().record())
+        record = Submission().record()
+        storage.write_json(storage.join(str(work), "published.json"), record)
+    assert set(record["inputs"]) == {"train", "test", "external"}
     with overridden({"pipeline": {"input": "elsewhere", "external": "", "profile": "demo", "shard_size": 32}}):
         assert predict.configure(str(work)) == {"work": str(work), "input": recorded["input"], "profile": "hpa2021"}
         assert predict.pipeline().external == recorded["external"] and predict.pipeline().shard_size == 7
+        shutil.rmtree(recorded["input"])  # the models are found by the input the run read, wherever it is now
+        inputs.refresh()
+        assert inputs.listing_digest("train") == record["inputs"]["train"]
         assert predict.configure(str(work), input_uri="given", profile="demo")["input"] == "given"

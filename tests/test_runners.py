@@ -10,7 +10,7 @@ import pytest
 from luigi.parameter import _no_value
 
 import stages
-from stages import runners
+from stages import inputs, runners
 from stages.dev.synth.core import write_dataset
 from stages.registry import STAGES, task_spec
 from stages.tasking import StageTask
@@ -68,6 +68,8 @@ def test_docker_command_for_every_stage(tmp_path, pipeline_settings, runner_sett
         assert f"{work}:{work}" in option(command, "-v") and f"{data}:{data}" in option(command, "-v")
         assert "AWS_SECRET_ACCESS_KEY" in option(command, "-e")
         assert "do-not-leak" not in " ".join(command)
+        # the container names the manifests by the input as this process listed it
+        assert f"{inputs.LISTINGS_VARIABLE}={inputs.listing_digests()}" in option(command, "-e")
         stage, spec = task_spec(task.get_task_family())
         assert runners.image_name(task) == stage.name  # the image is the declaring stage's
         assert (option(command, "--gpus") == ["device=0"]) == spec.needs_gpu()
@@ -118,6 +120,7 @@ def test_kubernetes_job_spec(s3_root, pipeline_settings, runner_settings, monkey
     assert container["args"][:5] == ["Segment", "--split", "train", "--shard", "2"]
     assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"} in container["env"]
     assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert {"name": inputs.LISTINGS_VARIABLE, "value": inputs.listing_digests()} in container["env"]
     assert spec["restartPolicy"] == "Never" and spec["securityContext"]["runAsNonRoot"]
     name = runners.job_name(task)
     assert len(name) <= 31 and name.startswith("hpa-segment-") and name == name.lower()

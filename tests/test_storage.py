@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import storage
+from stages import local_paths, storage
 
 
 def test_bytes_round_trip_and_listing(any_root):
@@ -64,17 +64,17 @@ def test_overwrite_replaces_whole_object(any_root):
 
 def test_local_copy_and_staged_output(any_root):
     uri = storage.join(any_root, "model.bin")
-    with storage.staged_output(uri, suffix=".bin") as path:
+    with local_paths.staged_output(uri, suffix=".bin") as path:
         path.write_bytes(b"weights")
         assert not storage.exists(uri)  # nothing is visible before the block ends
-    with storage.local_copy(uri, suffix=".bin") as path:
+    with local_paths.local_copy(uri, suffix=".bin") as path:
         assert path.read_bytes() == b"weights"
 
 
 def test_failed_staged_output_writes_nothing(any_root):
     uri = storage.join(any_root, "broken.bin")
     with pytest.raises(RuntimeError):
-        with storage.staged_output(uri) as path:
+        with local_paths.staged_output(uri) as path:
             path.write_bytes(b"half")
             raise RuntimeError("crash mid-write")
     assert not storage.exists(uri)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import s3, storage
+from stages import local_paths, s3, storage
 
 from conftest import BUCKET, S3_ENV
 
@@ -122,7 +122,7 @@ def test_stopped_server_fails_promptly_naming_the_uri(credentials, config_sectio
 
     calls = [storage.read_bytes, storage.read_array, storage.exists, storage.listdir, storage.remove,
              lambda u: storage.write_bytes(u, b"x"), lambda u: storage.write_array(u, np.zeros(3 * 2**20)),
-             lambda u: storage.local_copy(u).__enter__(), lambda u: storage.mapped_array(u).__enter__()]
+             lambda u: local_paths.local_copy(u).__enter__(), lambda u: local_paths.mapped_array(u).__enter__()]
     for call in calls:
         with elapsed_at_most(8), pytest.raises(storage.StorageError, match=uri) as caught:
             call(uri)
@@ -156,7 +156,7 @@ def test_access_denied_names_the_uri(s3_root):
 def test_missing_keys_stay_artifact_not_found(s3_root):
     uri = storage.join(s3_root, "absent.npy")
     for call in (storage.read_bytes, storage.read_array, storage.read_table,
-                 lambda u: storage.local_copy(u).__enter__(), lambda u: storage.mapped_array(u).__enter__()):
+                 lambda u: local_paths.local_copy(u).__enter__(), lambda u: local_paths.mapped_array(u).__enter__()):
         with pytest.raises(storage.ArtifactNotFound, match=uri):
             call(uri)
     assert not storage.exists(uri)
@@ -175,7 +175,7 @@ def test_large_array_goes_up_in_parts_and_comes_back(s3_root):
     storage.write_array(uri, array)
     assert "-" in _etag(uri)  # an S3 multipart ETag is "<md5 of the part md5s>-<parts>"
     assert np.array_equal(storage.read_array(uri), array)
-    with storage.mapped_arrays([uri, uri]) as (first, second):
+    with local_paths.mapped_arrays([uri, uri]) as (first, second):
         assert isinstance(first, np.memmap) and np.array_equal(first, array) and np.array_equal(second, array)
         scratch = Path(first.filename).parent
     assert not scratch.exists()
@@ -188,19 +188,20 @@ def test_large_array_goes_up_in_parts_and_comes_back(s3_root):
 def test_large_staged_output_and_local_copy(s3_root):
     payload = os.urandom(12 * 2**20)
     uri = storage.join(s3_root, "model.bin")
-    with storage.staged_output(uri, suffix=".bin") as path:
+    with local_paths.staged_output(uri, suffix=".bin") as path:
         path.write_bytes(payload)
     assert "-" in _etag(uri)
-    with storage.local_copy(uri, suffix=".bin") as path:
+    with local_paths.local_copy(uri, suffix=".bin") as path:
         assert path.read_bytes() == payload
 
 
 # --- local files ---------------------------------------------------------------------------------------------
 
 def test_files_written_under_umask_zero_are_not_world_writable(tmp_path):
-    script = ("import os, sys\nos.umask(0)\nfrom stages import storage\n"  # the umask of a process from its start
+    script = ("import os, sys\nos.umask(0)\n"  # the umask of a process from its start
+              "from stages import local_paths, storage\n"
               "storage.write_bytes(sys.argv[1], b'x')\n"
-              "with storage.staged_output(sys.argv[2]) as path:\n    path.write_bytes(b'y')\n")
+              "with local_paths.staged_output(sys.argv[2]) as path:\n    path.write_bytes(b'y')\n")
     target = tmp_path / "new" / "deeper" / "a.bin"
     staged = tmp_path / "new" / "b.bin"
     subprocess.run([sys.executable, "-c", script, str(target), str(staged)], cwd=REPO, check=True, timeout=120)
@@ -229,8 +230,8 @@ def test_scratch_folders_go_away_on_errors(any_root):
     uri = storage.join(any_root, "a.npy")
     storage.write_array(uri, np.arange(3))
     seen = []
-    for block in (lambda: storage.local_copy(uri), lambda: storage.staged_output(storage.join(any_root, "b")),
-                  lambda: storage.mapped_arrays([uri])):
+    for block in (lambda: local_paths.local_copy(uri), lambda: local_paths.staged_output(storage.join(any_root, "b")),
+                  lambda: local_paths.mapped_arrays([uri])):
         with pytest.raises(RuntimeError), block() as value:
             path = Path(value[0].filename) if isinstance(value, list) else value
             seen.append(path)

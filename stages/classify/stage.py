@@ -11,7 +11,7 @@ import dataclasses
 import luigi
 import numpy as np
 
-from stages import inputs, storage
+from stages import inputs, local_paths, storage
 from stages.classify import contract, core
 from stages.classify.settings import TrainSettings, model_seed
 from stages.config import pipeline
@@ -107,7 +107,7 @@ def fit_outputs(ctx, spec: ModelSpec, bank, targets, groups, rows=None, extra: d
     with contextlib.ExitStack() as stack:
         weights = spec.initial_weights
         if weights and storage.is_s3(weights):
-            weights = str(stack.enter_context(storage.local_copy(weights, ".h5")))
+            weights = str(stack.enter_context(local_paths.local_copy(weights, ".h5")))
         model, history, result = fit_classifier(spec, train_settings(spec), bank, targets, groups, rows, weights,
                                                 classify().backbone_source, log=ctx.progress, progress=ctx.progress)
     final = final_values(history)
@@ -166,7 +166,7 @@ TRAIN_CELL_MODEL = TaskSpec(
     name="TrainCellModel", doc="A cell model on every tile of the training split(s): weak or pseudo labels.",
     needs=cell_model_needs, outputs=(contract.MODEL, contract.HISTORY, contract.TRAINING),
     content=lambda task: training_content(classifier_spec(task.model, "cell")), params=MODEL_PARAMETER,
-    run=run_train_cell, splits=("train",), folder="{model}", gpu=True, operational=OPERATIONAL,
+    run=run_train_cell, splits=("train",), folder="{model}", gpu=True, operational=OPERATIONAL, reads_labels=True,
 )
 
 TRAIN_IMAGE_MODEL = TaskSpec(
@@ -185,7 +185,7 @@ TRAIN_IMAGE_MODEL = TaskSpec(
 def load_model(uri: str):
     from stages.classify import models
 
-    with storage.local_copy(uri, ".keras") as path:
+    with local_paths.local_copy(uri, ".keras") as path:
         return models.load_classifier(path)
 
 

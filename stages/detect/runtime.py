@@ -10,7 +10,7 @@ from pathlib import Path
 
 import luigi
 
-from stages import storage
+from stages import local_paths, storage
 from stages.config import pipeline
 from stages.detect import contract, yolo
 from stages.zoo import get_profile
@@ -54,7 +54,7 @@ def detector_spec():
 @functools.lru_cache(maxsize=2)
 def cached_model(weights_uri: str, config: str | None):
     """One loaded detector per process and weights (shards of one worker reuse it)."""
-    with storage.local_copy(weights_uri, suffix=".pt") as path:
+    with local_paths.local_copy(weights_uri, suffix=".pt") as path:
         return yolo.load_model(path, config)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stages import quiet, scratch, storage
+from stages import local_paths, quiet, scratch
 from stages.classes import parse_labels
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
@@ -76,7 +76,7 @@ def initial_weights_path(uri: str | None):
     """A local path for the zoo's optional initial weights (a local path or a storage URI), or None."""
     import contextlib
 
-    return storage.local_copy(uri, suffix=".pt") if uri else contextlib.nullcontext(None)
+    return local_paths.local_copy(uri, suffix=".pt") if uri else contextlib.nullcontext(None)
 
 
 def run_detect(ctx) -> dict:
@@ -120,7 +120,7 @@ YOLO_EXPORT = TaskSpec(
     name="YoloExport", doc="Per train shard: detector images (green x3) and YOLO label lines.",
     needs=lambda task: {"manifest": single("Manifest"), "segment": this_shard("Segment")},
     outputs=(contract.IMAGE, contract.LABEL, contract.EXPORT_INDEX), content=export_content, run=run_export,
-    per_shard=True, splits=("train", "external"), folder="shard-{shard:05d}",
+    per_shard=True, splits=("train", "external"), folder="shard-{shard:05d}", reads_labels=True,
 )
 
 YOLO_DATASET = TaskSpec(

@@ -6,8 +6,10 @@ from stages.classes import CHANNELS
 # <work>/manifest/<fingerprint>/<split>/
 MANIFEST = table(
     "manifest.csv",
-    "one row per image of the split: ID, its shard, the file name of each channel (empty where missing), Label",
-    {"ID": str, "shard": "int64", **{channel: str for channel in CHANNELS}, "Label": str},
+    "one row per image of the split: ID, its shard, the file name of each channel (empty where missing), Label, "
+    "and identity: a hash of its channel files' names, sizes and mtimes (ETags on S3), so a changed file changes "
+    "the folders of exactly the tasks that read it",
+    {"ID": str, "shard": "int64", **{channel: str for channel in CHANNELS}, "Label": str, "identity": str},
 )
 REJECTED = table(
     "rejected.csv",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import re
 import unicodedata
@@ -229,31 +230,42 @@ def channel_files(file_names: list[str]) -> dict[str, dict[str, str]]:
     return dict(images)
 
 
-def manifest_table(images: dict[str, dict[str, str]], labels: dict[str, str], shard_size: int) -> pd.DataFrame:
-    """One row per image, in ID order: ID, shard, the four channel file names ("" where missing), Label."""
+def image_identity(files: dict[str, str], identities: dict[str, str]) -> str:
+    """One image's identity: its channel files' names and identities (size and mtime, or ETag), hashed."""
+    text = "\n".join(f"{name}={identities.get(name, '')}" for name in sorted(files.values()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def manifest_table(images: dict[str, dict[str, str]], labels: dict[str, str], shard_size: int,
+                   identities: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per image, in ID order: ID, shard, the four channel file names ("" where missing), Label, and
+    the identity of its files (``identities``: file name -> its identity in the folder listing)."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     rows = [{"ID": image_id, "shard": index // shard_size,
              **{channel: images[image_id].get(channel, "") for channel in CHANNELS},
-             "Label": labels.get(image_id, "")} for index, image_id in enumerate(sorted(images))]
+             "Label": labels.get(image_id, ""), "identity": image_identity(images[image_id], identities or {})}
+            for index, image_id in enumerate(sorted(images))]
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
 
 
-def build_manifest(file_names: list[str], listed: pd.DataFrame | None, shard_size: int) -> pd.DataFrame:
-    """The manifest of a folder's file names and, when there is one, the split's table as a DataFrame: it
-    decides which images belong to the split (an image it names whose files are missing fails when read).
-    Without a table, every image with at least one channel file in the folder is taken. The table's rows
-    are checked as :func:`read_listing` checks a file: :class:`InputError` lists what is wrong."""
+def build_manifest(file_names, listed: pd.DataFrame | None, shard_size: int) -> pd.DataFrame:
+    """The manifest of a folder's files (names, or names -> identities) and, when there is one, the split's
+    table as a DataFrame: it decides which images belong to the split (an image it names whose files are
+    missing fails when read). Without a table, every image with at least one channel file in the folder is
+    taken. The table's rows are checked as :func:`read_listing` checks a file: :class:`InputError` lists what
+    is wrong."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
-    files = channel_files(file_names)
+    identities = file_names if isinstance(file_names, dict) else {}
+    files = channel_files(list(file_names))
     if listed is None:
-        return manifest_table(files, {}, shard_size)
+        return manifest_table(files, {}, shard_size, identities)
     listing = listing_from_frame(listed)
     if listing.problems:
         raise InputError(listing.problems)
     return manifest_table({image_id: files.get(image_id, {}) for image_id in listing.lines}, listing.labels,
-                          shard_size)
+                          shard_size, identities)
 
 
 def shard_count(manifest: pd.DataFrame) -> int:

@@ -18,11 +18,11 @@ import pandas as pd
 
 from stages import storage
 from stages.classes import CHANNELS
-from stages.fields import CHANNEL_EXTENSIONS, HeaderTruncated, ImageSize, channel_file_name, image_size, over_cap
+from stages.fields import HeaderTruncated, ImageSize, channel_file_name, image_size, over_cap
 from stages.manifest.core import InputError, Listing, Problem, round_trip_problems
 
 __all__ = ["Checked", "InputError", "InputErrorLog", "Problem", "check_image", "check_images", "check_split",
-           "find_channels", "rejected_table"]
+           "rejected_table"]
 
 HEAD_BYTES = 64 * 1024  # read from each local channel file: every PNG header and nearly every JPEG one
 WORKERS = 8  # channel headers read at once (I/O bound: S3 requests, a network file system)
@@ -54,20 +54,6 @@ def header_size(uri: str) -> ImageSize:
         if complete:
             raise
         return image_size(storage.read_bytes(uri), True)
-
-
-def find_channels(folder: str, image_id: str, listed: dict[str, str]) -> dict[str, str]:
-    """An image's channel file names: those the folder listing showed, and for an ID starting with '.' (a
-    local listing never shows dot-files) those found by name."""
-    files = dict(listed)
-    if image_id.startswith(".") and not storage.is_s3(folder):
-        for channel in CHANNELS:
-            for extension in CHANNEL_EXTENSIONS if channel not in files else ():
-                name = channel_file_name(image_id, channel, extension)
-                if storage.exists(storage.join(folder, name)):
-                    files[channel] = name
-                    break
-    return files
 
 
 def check_image(folder: str, image_id: str, files: dict[str, str], max_pixels: int,
@@ -169,7 +155,7 @@ def check_split(folder: str, found: dict[str, dict[str, str]], table_uri: str, l
         return storage.join(folder, next(iter(found[image_id].values()))), None
 
     problems += round_trip_problems(ids, place)
-    images = {image_id: find_channels(folder, image_id, found.get(image_id, {})) for image_id in sorted(ids)}
+    images = {image_id: found.get(image_id, {}) for image_id in sorted(ids)}
     where = listing.where if listing is not None else lambda image_id: ""
     image_problems = check_images(folder, [(image_id, files, where(image_id)) for image_id, files in images.items()],
                                   max_pixels)

@@ -77,6 +77,7 @@ TRAIN_FOLD_MODEL = TaskSpec(
     content=lambda task: {"fold": task.fold, "folds": rule().folds, **classify.training_content(fold_spec())},
     params={"fold": luigi.IntParameter(description="the held-out fold, 0..folds-1")},
     run=run_fold, splits=("train",), folder="fold-{fold}", gpu=True, operational=classify.OPERATIONAL,
+    reads_labels=True,
 )
 
 PSEUDO_LABEL = TaskSpec(

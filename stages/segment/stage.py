@@ -7,7 +7,7 @@ import dataclasses
 
 import luigi
 
-from stages import storage
+from stages import local_paths, storage
 from stages.declare import Stage, TaskSpec, single
 from stages.segment import contract
 from stages.segment.core import BACKENDS, SegmentSettings, make_segmenter, segment_shard
@@ -39,7 +39,7 @@ def local_models(settings: SegmentSettings):
     """The settings with any s3:// weight URI replaced by a local copy (torch.load wants a path)."""
     with contextlib.ExitStack() as stack:
         local = {
-            key: str(stack.enter_context(storage.local_copy(uri, ".pth")))
+            key: str(stack.enter_context(local_paths.local_copy(uri, ".pth")))
             for key in ("nuclei_model", "cell_model")
             if storage.is_s3(uri := getattr(settings, key))
         }

@@ -2,10 +2,12 @@
 plain copies at the work root beside the fingerprinted artifacts.
 
 ``<work>/published.json`` names the artifacts the copies came from, each copy's sha256, and the run's
-pipeline settings (input, external data, profile, shard size), so commands that come later
+pipeline settings (input, external data, profile, shard size) and the digest of each split's input as
+listed (its files' identities and its table), so commands that come later
 (``stages.predict``) find what the run used. It is removed before the first copy and written after the
 last; ``Submission`` is complete when it matches the current settings' artifacts and every copy still has
-its recorded digest, so a rerun with nothing to do costs a few reads. It is not a declared stage task: it writes outside any fingerprinted folder.
+its recorded digest, so a rerun with nothing to do costs a few reads. It is not a declared stage task: it
+writes outside any fingerprinted folder.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class Submission(luigi.Task):
         copies = {storage.join(work, top_level_name(artifact.name, self.split)): artifact.uri(task.folder())
                   for task, artifact in self.artifacts().values()}
         settings = {key: getattr(pipeline(), key) for key in ("work", *RECORDED_SETTINGS)}
-        return {"split": self.split, "copies": copies, "pipeline": settings}
+        listed = {split: inputs.listing_digest(split) for split in inputs.needed_splits()}
+        return {"split": self.split, "copies": copies, "pipeline": settings, "inputs": listed}
 
     def output(self):
         return PublishedTarget(record_uri(self.split), self.record())

@@ -192,7 +192,7 @@ EVALUATE = TaskSpec(
     name="Evaluate", doc="mAP at mask IoU 0.6 (Open Images style) of the fusion, of each source alone, of the file.",
     needs=lambda task: {**SHARDS, "submission": single("WriteSubmission")}, outputs=(contract.EVALUATION,),
     content=lambda task: {"truth": truth_uri(), "iou_threshold": contract.IOU_THRESHOLD, "version": 2},
-    run=run_evaluation,
+    run=run_evaluation, source=lambda task: inputs.folder_digest(truth_uri()),
 )
 
 REPORT = TaskSpec(
@@ -201,7 +201,7 @@ REPORT = TaskSpec(
                         **({"evaluation": single("Evaluate")} if truth_known() else {})},
     outputs=(contract.REPORT, contract.REPORT_IMAGE),
     content=lambda task: {"images": submit().report_images, "max_side": submit().report_max_side, "version": 2},
-    run=run_report,
+    run=run_report, reads_labels=True,  # the image labels shown beside each test image
 )
 
 STAGE = Stage(name="submit", doc="The submission, its evaluation and the report.",

@@ -52,7 +52,7 @@ IMAGE_INPUTS = TaskSpec(
     outputs=(contract.IMAGE_INPUTS, contract.IMAGE_INDEX),
     content=lambda task: {"size": task.size, "channel": "green", "resize": "square_pad_area"},
     params={"size": luigi.IntParameter(description="side of the square model input in pixels")},
-    run=run_image_inputs, per_shard=True, folder="shard-{shard:05d}",
+    run=run_image_inputs, per_shard=True, folder="shard-{shard:05d}", reads_labels=True,
 )
 
 STAGE = Stage(name="tile", doc=__doc__.split("\n")[0], tasks=(TILE, IMAGE_INPUTS), whole="TileAll")

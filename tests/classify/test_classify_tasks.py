@@ -26,7 +26,7 @@ from stages.pseudolabel import contract as pseudo_contract
 from stages.pseudolabel.core import pseudo_label_lists
 from stages.scores import TABLE_COLUMNS
 from stages.segment import contract as segment_contract
-from stages.tasking import Context
+from stages.context import Context
 from stages.tile import contract as tile_contract
 from stages.zoo import get_profile
 
@@ -74,7 +74,7 @@ def test_the_whole_chain_runs(world):
 
 def test_trained_model_folder_holds_model_history_and_record(world):
     folder = TrainCellModel(model=CELL_MODEL).folder()
-    assert folder.endswith(f"/train/{CELL_MODEL}")
+    assert f"/train/{CELL_MODEL}." in folder  # then the digest of what the model read
     for name in (contract.MODEL.name, contract.HISTORY.name, contract.TRAINING.name, storage.SUCCESS_MARKER):
         assert storage.exists(storage.join(folder, name)), name
     history = storage.read_table(storage.join(folder, contract.HISTORY.name))

@@ -25,7 +25,7 @@ from conftest import REAL_DATA
 import yaml
 
 import stages
-from stages import inputs, storage
+from stages import inputs, local_paths, storage
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
 from stages.detect import contract, core, runtime, yolo
 from stages.dev.synth.core import write_dataset
@@ -156,7 +156,7 @@ def test_saved_weights_reload_and_predict_offline(offline, no_network):
     manifest = load_manifest("test")
     row = manifest.iloc[0]
     green = inputs.green_of("test", row)
-    with storage.local_copy(contract.WEIGHTS.uri(TrainYolo().folder()), suffix=".pt") as path:
+    with local_paths.local_copy(contract.WEIGHTS.uri(TrainYolo().folder()), suffix=".pt") as path:
         model = yolo.load_model(path, offline.config_dir)
     image = core.detector_image(green, size)
     # At a near-zero threshold a barely trained model still proposes boxes: the reloaded network runs.
@@ -256,13 +256,14 @@ def write_segment_outputs(split: str, shard: int, image_ids: list[str]) -> None:
     sizes = pd.DataFrame([(image_id, 260, 90, len(RECTANGLES)) for image_id in image_ids],
                          columns=list(segment_contract.IMAGES_COLUMNS))
     segment_contract.IMAGES.write(folder, sizes)
-    storage.mark_done(folder)
+    storage.mark_done(folder, {"ids": list(image_ids)})
 
 
 def test_non_square_image_through_detect_and_match_tasks(any_root, pipeline_settings, detector_settings,
                                                          monkeypatch):
     data, image_id = storage.join(any_root, "data"), "wide_1"
     write_wide_split(data, "test", [image_id])
+    write_wide_split(data, "train", ["wide_train"])  # what the stand-in detector was "trained" on
     pipeline_settings(input=data, work=storage.join(any_root, "work"), profile="demo", shard_size=SHARD_SIZE)
     detector_settings(device="cpu")
 
@@ -344,7 +345,12 @@ def test_detect_runs_on_real_fields_of_view(offline, tmp_path, pipeline_settings
     2048 px): each image is read, shrunk to the detector size, predicted, and its boxes land in its own
     pixel frame."""
     weights = contract.WEIGHTS.read(TrainYolo().folder())
-    pipeline_settings(input=REAL_DATA, work=tmp_path / "work", profile="demo", shard_size=2)
+    data = tmp_path / "data"  # the real fields as the test split, beside a training split for the weights
+    data.mkdir()
+    for name in ("test", "sample_submission.csv"):
+        (data / name).symlink_to(REAL_DATA / name)
+    write_wide_split(str(data), "train", ["wide_1"])
+    pipeline_settings(input=str(data), work=tmp_path / "work", profile="demo", shard_size=2)
     contract.WEIGHTS.write(TrainYolo().folder(), weights)
     storage.mark_done(TrainYolo().folder())
     assert luigi.build([DetectAll(split="test")], local_scheduler=True, workers=1, log_level="WARNING")

@@ -26,7 +26,7 @@ SUBMISSION_ARTIFACT = "/w/write_submission/f00d/test/submission.csv"
 
 
 class Upstream:
-    """An upstream folder read through artifacts, as :class:`stages.tasking.Upstream`, from memory."""
+    """An upstream folder read through artifacts, as :class:`stages.context.Upstream`, from memory."""
 
     def __init__(self, artifacts: dict, fingerprint: str = "fp"):
         self.artifacts = artifacts

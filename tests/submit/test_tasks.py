@@ -20,7 +20,7 @@ import pytest
 from pycocotools import mask as coco_mask
 
 import stages.registry
-from stages import Fuse, Segment, Submission, WriteSubmission, storage
+from stages import Fuse, Segment, Submission, WriteSubmission, inputs, storage
 from stages.classes import NUM_CLASSES, SCORE_COLUMNS, parse_labels
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, this_shard
@@ -202,6 +202,44 @@ def test_without_truth_there_is_no_evaluation(run, config_section, tmp_path):
     assert build(Submission())
     assert not (run / "evaluation.json").exists()
     assert "No per-cell truth" in (run / "report.html").read_text()
+
+
+def add_test_image(data: Path, seed: int) -> str:
+    """A test image from another synthetic set, copied in as a user would add one: its four channel files,
+    its row of sample_submission.csv, and its truth. Its ID sorts after the others: the last shard gets it."""
+    extra = data.parent / f"extra-{seed}"
+    write_dataset(str(extra), 0, 1, 144, 208, seed)
+    (image_id,) = pd.read_csv(extra / "sample_submission.csv", dtype=str)["ID"]
+    for source in [*(extra / "test").iterdir(), *(extra / "truth").glob(f"{image_id}_*")]:
+        (data / source.parent.name / source.name).write_bytes(source.read_bytes())
+    for table in ("sample_submission.csv", "truth/cells.csv", "truth/images.csv"):
+        with open(data / table, "a") as handle:
+            handle.write("".join((extra / table).read_text().splitlines(keepends=True)[1:]))
+    return image_id
+
+
+def test_an_added_test_image_appears_in_the_submission_and_the_other_shards_are_reused(run, data, tmp_path,
+                                                                                       pipeline_settings):
+    own = tmp_path / "data"
+    write_dataset(str(own), 1, 5, 144, 208, 11)
+    pipeline_settings(input=str(own))
+    assert build(Submission())
+    shards = load_manifest("test")["shard"].max() + 1
+    segmented = {shard: os.path.getmtime(Segment(split="test", shard=shard).output().uri) for shard in range(shards)}
+
+    added = add_test_image(own, seed=12)
+    inputs.refresh()  # a new run
+    assert not Submission().complete()
+    assert build(Submission())
+
+    submission = pd.read_csv(run / "submission.csv", dtype={"ID": str}, keep_default_na=False)
+    assert submission["ID"].tolist()[-1] == added and len(submission) == 6
+    assert submission["PredictionString"].iloc[-1].split()  # its cells are there
+    last = int(load_manifest("test").set_index("ID").loc[added, "shard"])
+    for shard, stamp in segmented.items():  # the shards that did not change were not segmented again
+        now = os.path.getmtime(Segment(split="test", shard=shard).output().uri)
+        assert (now == stamp) == (shard != last), shard
+    assert json.loads((run / "evaluation.json").read_text())["images"] == 6
 
 
 @pytest.mark.parametrize(

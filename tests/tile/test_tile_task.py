@@ -12,7 +12,7 @@ from stages import Segment, Tile, storage
 from stages.classes import CHANNELS
 from stages.segment import contract as segment_contract
 from stages.segment.labels import cell_table
-from stages.tasking import Upstream
+from stages.context import Upstream
 from stages.tile import contract
 from stages.tile.core import cell_tiles, image_on_cell
 from stages.zoo import get_profile
@@ -56,7 +56,7 @@ def segmented(tmp_path, pipeline_settings):
         columns=list(segment_contract.IMAGES_COLUMNS),
     )
     segment_contract.IMAGES.write(folder, images_table)
-    storage.mark_done(folder)
+    storage.mark_done(folder, {"ids": sorted(IMAGES)})
     return fields
 
 
@@ -90,8 +90,19 @@ def test_tile_shard_through_luigi_and_without_a_worker(segmented):
     check_shard(task, segmented)
 
 
-def test_reading_an_unfinished_shard_fails(tmp_path, pipeline_settings):
-    pipeline_settings(work=str(tmp_path / "work"), profile="demo")
+def test_a_segment_shard_that_lacks_an_image_of_its_rows_is_an_error_naming_both(segmented):
+    folder = Segment(split="test", shard=0).folder()
+    held = sorted(IMAGES)[1:]
+    storage.mark_done(folder, {"ids": held})  # as a shard made from other rows would be
+    with pytest.raises(ValueError) as caught:
+        Tile(split="test", shard=0).run()
+    message = str(caught.value)
+    assert folder in message and "shard 0 of test" in message
+    assert f"missing {sorted(IMAGES)[:1]}" in message and "not in the shard none" in message
+    assert not storage.exists(Tile(split="test", shard=0).folder())
+
+
+def test_reading_an_unfinished_shard_fails(segmented):
     task = Tile(split="test", shard=0)
     storage.write_bytes(contract.TILES.uri(task.folder()), b"")  # a crashed attempt's leftover, no marker
     with pytest.raises(storage.ArtifactNotFound, match=storage.SUCCESS_MARKER):
