@@ -135,16 +135,19 @@ def make_loss(name: str):
     raise ValueError(f"unknown loss {name!r}; known: {LOSSES}")
 
 
-def compile_classifier(model, loss: str, learning_rate, run_eagerly: bool = False, jit_compile=False):
+def compile_classifier(model, loss: str, learning_rate, run_eagerly: bool = False, jit_compile=False,
+                       accumulation: int = 1):
     """Adam (the original's optimiser for the cell models), the zoo's loss, multi-label ROC-AUC as metric;
-    ``learning_rate`` is a number or a Keras learning-rate schedule.
+    ``learning_rate`` is a number or a Keras learning-rate schedule; ``accumulation`` forward passes make
+    one optimiser step.
 
     The optimiser's variables are built here, before the first step: building them inside the traced
     train step would make TensorFlow trace it twice (about a quarter of a small model's first epoch).
     """
     keras = _keras()
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate,
+                                        gradient_accumulation_steps=accumulation if accumulation > 1 else None),
         loss=make_loss(loss),
         metrics=[keras.metrics.AUC(multi_label=True, num_labels=NUM_CLASSES, name="auc")],
         run_eagerly=run_eagerly,

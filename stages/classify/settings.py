@@ -26,11 +26,17 @@ class TrainSettings:
     # cosine: a linear warm-up over the first WARMUP_FRACTION of the steps, then cosine decay to zero (short runs)
     schedule: str = "plateau"
     recalibration_batches: int = 10  # clean batches re-estimating BatchNorm statistics after mixing augmentations
-    # operational: speed only, never the result's meaning
+    # operational: speed and memory, never the result's meaning (but max_steps, for smoke runs: see below)
     run_eagerly: bool = False
     jit_compile: bool = False
     workers: int = 1
     verbose: int = 0
+    # Samples per forward pass when memory cannot hold a batch (a B7 at 600 px on a CPU): the optimiser then
+    # accumulates batch_size / micro_batch passes into one step, the same update up to BatchNorm statistics.
+    micro_batch: int = 0
+    # A cap on optimiser steps (0: none), to try a profile at full size on a small machine in minutes. The
+    # model it makes is not the profile's: training.json records the cap and the report says so.
+    max_steps: int = 0
 
     def __post_init__(self):
         if self.schedule not in LR_SCHEDULES:
@@ -38,9 +44,26 @@ class TrainSettings:
         # a bare string would pass as a sequence of one-letter names
         if isinstance(self.augment, str) or set(self.augment) - set(AUGMENTATIONS):
             raise ValueError(f"augment {self.augment!r} is not a list of items from {AUGMENTATIONS}")
+        if self.micro_batch and (self.micro_batch < 0 or self.batch_size % self.micro_batch):
+            raise ValueError(f"micro_batch {self.micro_batch} must divide the batch size {self.batch_size}")
+
+    @property
+    def accumulation(self) -> int:
+        """Forward passes per optimiser step."""
+        return self.batch_size // self.micro_batch if 0 < self.micro_batch < self.batch_size else 1
+
+    def schedule_shape(self, steps_per_pass: int) -> tuple[int, int]:
+        """``(epochs, optimiser steps per epoch)`` to run, ``steps_per_pass`` being one pass over the data:
+        the zoo's, or within ``max_steps`` in all (as many epochs of one step as the cap allows, at most the
+        zoo's epochs, then the steps spread over them)."""
+        steps = self.steps_per_epoch or steps_per_pass
+        if not self.max_steps or self.epochs * steps <= self.max_steps:
+            return self.epochs, steps
+        epochs = min(self.epochs, self.max_steps)
+        return epochs, max(1, self.max_steps // epochs)
 
     def content(self) -> dict:
-        operational = {"run_eagerly", "jit_compile", "workers", "verbose"}
+        operational = {"run_eagerly", "jit_compile", "workers", "verbose", "micro_batch", "max_steps"}
         return {key: value for key, value in dataclasses.asdict(self).items() if key not in operational}
 
 

@@ -38,10 +38,16 @@ class classify(luigi.Config):  # noqa: N801 -- Luigi derives the [classify] sect
     predict_batch_size = luigi.IntParameter(default=64, description="images per prediction batch")
     loader_workers = luigi.IntParameter(default=1, description="threads assembling training batches")
     verbose = luigi.IntParameter(default=0, description="Keras fit verbosity (0 silent, 2 one line per epoch)")
+    micro_batch = luigi.IntParameter(
+        default=0, description="samples per forward pass when a batch does not fit in memory (divides the batch "
+                               "size; gradients are accumulated into one step); 0: the whole batch")
+    max_steps = luigi.IntParameter(
+        default=0, description="cap on each model's optimiser steps, to try a profile at full size in minutes "
+                               "(the models are then not the profile's); 0: none")
 
 
 OPERATIONAL = ("classify.run_eagerly", "classify.jit_compile", "classify.predict_batch_size",
-               "classify.loader_workers", "classify.verbose")
+               "classify.loader_workers", "classify.verbose", "classify.micro_batch", "classify.max_steps")
 
 
 def profile():
@@ -67,7 +73,7 @@ def train_settings(spec: ModelSpec) -> TrainSettings:
         validation_fraction=zoo.validation_fraction, learning_rate=config.learning_rate or zoo.learning_rate,
         schedule=zoo.lr_schedule, augment=spec.augment, seed=model_seed(config.seed, spec.name),
         run_eagerly=config.run_eagerly, jit_compile=config.jit_compile, workers=config.loader_workers,
-        verbose=config.verbose,
+        verbose=config.verbose, micro_batch=config.micro_batch, max_steps=config.max_steps,
     )
 
 

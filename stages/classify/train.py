@@ -190,27 +190,30 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     train_rows, validation_rows = rows[train_part], rows[validation_part]
     if len(train_rows) == 0:
         raise ValueError(f"model {spec.name}: no training samples")
-    train = Batches(bank, targets, train_rows, spec.channels, settings.batch_size, settings.steps_per_epoch,
+    passes = settings.accumulation
+    epochs, steps = settings.schedule_shape(-(-len(train_rows) // settings.batch_size))
+    train = Batches(bank, targets, train_rows, spec.channels, settings.batch_size // passes, steps * passes,
                     settings.augment, settings.seed, training=True, workers=settings.workers)
-    total_steps = settings.epochs * len(train)
-    momentum = batch_norm_momentum(total_steps)
+    total_steps = epochs * steps
+    momentum = batch_norm_momentum(epochs * len(train))  # BatchNorm updates once per forward pass
     set_batch_norm_momentum(model, momentum)
     models.compile_classifier(model, spec.loss, learning_rate(settings, total_steps), settings.run_eagerly,
-                              settings.jit_compile)
+                              settings.jit_compile, accumulation=passes)
     validation = None
     if len(validation_rows):
         validation = Batches(bank, targets, validation_rows, spec.channels, settings.batch_size, training=False,
                              workers=settings.workers)
-    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, settings.batch_size, settings.epochs,
-                             progress)]
+    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, settings.batch_size, epochs, progress)]
     if validation is not None and settings.schedule == "plateau" and settings.steps_per_epoch is None:
         # The original's schedule, made for epochs that are whole passes over the data; with a few fixed
         # steps per "epoch" (the demo profile) its patience of 3 would cut the rate after a few dozen steps.
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=3, min_lr=1e-6, mode="min"))
     log(f"training {spec.name}: {len(train_rows)} samples ({len(validation_rows)} held out for validation), "
-        f"{settings.epochs} epoch(s) x {len(train)} step(s) of {settings.batch_size}")
+        f"{epochs} epoch(s) x {steps} step(s) of {settings.batch_size}"
+        + (f" ({passes} passes of {settings.batch_size // passes})" if passes > 1 else "")
+        + (f", capped at {settings.max_steps} step(s): not the profile's model" if settings.max_steps else ""))
     started = time.monotonic()
-    history = model.fit(train, validation_data=validation, epochs=settings.epochs, callbacks=callbacks,
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks,
                         verbose=settings.verbose)
     recalibrated = 0
     if settings.recalibration_batches and set(settings.augment) & set(MIXING_AUGMENTATIONS):
@@ -222,7 +225,8 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     seconds = time.monotonic() - started
     values = {key: [float(value) for value in series] for key, series in history.history.items()}
     return {"history": values, "train_samples": int(len(train_rows)), "validation_samples": int(len(validation_rows)),
-            "steps_per_epoch": len(train), "batch_norm_momentum": momentum,
+            "steps_per_epoch": steps, "forward_passes_per_step": passes, "max_steps": settings.max_steps,
+            "batch_norm_momentum": momentum,
             "batch_norm_recalibration_batches": recalibrated, "seconds": round(seconds, 2)}
 
 

@@ -103,3 +103,27 @@ def test_training_task_records_the_figure_and_warns_when_validation_cannot_judge
     final = json.loads(json.dumps(outputs[contract.TRAINING]["final"]))  # plain JSON: NaN became null
     assert final["val_macro_auc"] is None and final["val_auc_classes"] == 0 and final["epoch"] == 1
     assert {"val_macro_auc", "val_auc_classes"} <= set(outputs[contract.HISTORY].columns)
+
+
+def test_micro_batches_accumulate_into_the_same_steps_and_a_cap_limits_them():
+    tiles, targets, groups = tiny_data(lambda index: [index % 3])
+    bank = data.ArrayBank([tiles])
+    micro = dataclasses.replace(tiny_settings(epochs=3), micro_batch=2)
+    model, _, result = train.fit_classifier(SPEC, micro, bank, targets, groups, log=lambda _: None)
+    assert result["forward_passes_per_step"] == 4 and result["steps_per_epoch"] == 2
+    assert int(model.optimizer.iterations) == 3 * 2  # optimiser steps, not forward passes
+    capped = dataclasses.replace(tiny_settings(epochs=3), max_steps=2)
+    model, history, result = train.fit_classifier(SPEC, capped, bank, targets, groups, log=lambda _: None)
+    assert len(history) == 2 and result["steps_per_epoch"] == 1 and result["max_steps"] == 2
+    assert int(model.optimizer.iterations) == 2
+
+
+def test_schedule_shape_and_a_micro_batch_that_does_not_divide_the_batch():
+    settings = TrainSettings(epochs=20, batch_size=16, steps_per_epoch=None, validation_fraction=0.1,
+                             learning_rate=1e-3, augment=())
+    assert settings.schedule_shape(50) == (20, 50)
+    assert dataclasses.replace(settings, max_steps=2).schedule_shape(50) == (2, 1)
+    assert dataclasses.replace(settings, max_steps=45).schedule_shape(50) == (20, 2)
+    assert dataclasses.replace(settings, max_steps=5000).schedule_shape(50) == (20, 50)
+    with pytest.raises(ValueError, match="must divide the batch size 16"):
+        dataclasses.replace(settings, micro_batch=5)
