@@ -37,6 +37,11 @@ AUGMENTATIONS: tuple[str, ...] = MIXING_AUGMENTATIONS + ("flip", "rotate90")
 LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
+# none: the original's fusion; image: every cell's fused score for a class is multiplied by the image
+# models' probability of that class for its image (a class the whole field does not show is turned down in
+# every one of its cells: what a per-cell call without image labels needs, and what the challenge metric,
+# which ranks cells only within images that hold the class, never rewards)
+FUSION_GATES: tuple[str, ...] = ("none", "image")
 # initial-weights names Keras resolves by downloading, impossible offline
 DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
@@ -113,10 +118,11 @@ class FusionSettings:
 
     mode: Literal["weighted", "multiplicative"]
     weights: MappingProxyType
+    gate: Literal["none", "image"] = "none"
 
     def __post_init__(self):
-        schema.check(None, {"mode": schema.one_of(FUSION_MODES), "weights": schema.MAPPING}, self,
-                     self.SETTING_PREFIX)
+        schema.check(None, {"mode": schema.one_of(FUSION_MODES), "weights": schema.MAPPING,
+                            "gate": schema.one_of(FUSION_GATES)}, self, self.SETTING_PREFIX)
         object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         unknown = set(self.weights) - set(FUSION_SOURCES)
         if unknown:
@@ -126,8 +132,9 @@ class FusionSettings:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """Sources with a non-zero weight: only these are computed at all."""
-        return tuple(source for source in FUSION_SOURCES if self.weights.get(source, 0))
+        """Sources with a non-zero weight, and the image models where they gate: only these are computed."""
+        return tuple(source for source in FUSION_SOURCES
+                     if self.weights.get(source, 0) or (source == "image" and self.gate == "image"))
 
 
 PROFILE_RULES = {

@@ -22,6 +22,14 @@ class detector(luigi.Config):  # noqa: N801 -- Luigi names the [detector] sectio
     predict_batch = luigi.IntParameter(default=16, description="images per predict call")
     config_dir = luigi.Parameter(default="", description="YOLO_CONFIG_DIR (default: $YOLO_CONFIG_DIR, else a per-user "
                                  "temp folder)")
+    max_epochs = luigi.IntParameter(
+        default=0, description="cap on the epochs of each training phase, to try a profile at full size in minutes "
+                               "(the detector is then not the profile's); 0: none")
+
+
+def capped_epochs(epochs: int) -> int:
+    cap = int(detector().max_epochs)
+    return min(epochs, cap) if cap > 0 else epochs
 
 
 def resolved_device() -> str:

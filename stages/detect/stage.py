@@ -17,7 +17,8 @@ from stages.detect import contract, core, runtime, yolo
 from stages.segment import contract as segment_contract
 from stages.zoo import get_profile
 
-OPERATIONAL = ("detector.device", "detector.workers", "detector.predict_batch", "detector.config_dir")
+OPERATIONAL = ("detector.device", "detector.workers", "detector.predict_batch", "detector.config_dir",
+               "detector.max_epochs")
 
 
 def run_export(ctx) -> dict:
@@ -52,7 +53,8 @@ def run_train(ctx) -> dict:
     quiet.setup()  # before Ultralytics is imported: no banners, tables or progress bars unless [console] verbose
     spec, profile = runtime.detector_spec(), get_profile(pipeline().profile)
     device = runtime.resolved_device()
-    phases = core.training_phases(spec.input_size, spec.epochs, spec.finetune_epochs, profile.batch_size, device,
+    phases = core.training_phases(spec.input_size, runtime.capped_epochs(spec.epochs),
+                                  runtime.capped_epochs(spec.finetune_epochs), profile.batch_size, device,
                                   runtime.resolved_workers(device))
     dataset = ctx.input("dataset")
     export_root = ctx.input("exports")[0].folder.rsplit("/", 1)[0]  # the list files name paths below it
@@ -65,7 +67,7 @@ def run_train(ctx) -> dict:
             ctx.write(contract.PHASE_WEIGHTS, path.read_bytes(), phase=phase)
         for phase, path in result.results.items():
             ctx.write(contract.RESULTS, path.read_bytes(), phase=phase)
-        metrics = {**yolo.metrics_document(result), "device": device}
+        metrics = {**yolo.metrics_document(result), "device": device, "max_epochs": runtime.detector().max_epochs}
         if metrics["final"].get(yolo.MAP50, 1.0) <= 0:
             quiet.warn(ctx, "the trained detector's final mAP50 is 0 on its validation images: it finds no labelled "
                             "cell, so its scores will add nothing to the fusion (more images or epochs needed)")

@@ -13,6 +13,11 @@ their plain mean. Sources are then combined per (cell, class) with the profile's
   i.e. ``prod_s p_s ** (w_s / sum w)``. A cell scores high only where every source agrees; EPS keeps a
   hard 0 from one source (a cell the detector found no box for) from zeroing the others completely.
 
+With the ``image`` gate, the fused score is then multiplied by the image source's probability of the class
+(its image models see the whole field): ``f_gated = f x p_image``. A class the field does not show is
+turned down in all its cells, which is what a biologist's per-cell call needs; the challenge metric cannot
+see it (it ranks cells only inside images that hold the class).
+
 A source whose weight is 0 or absent is not used at all (the task does not even compute it); a source
 with a positive weight must be given. All tables must hold exactly the same (ID, cell_id) keys, each once:
 a mismatch is an error naming the source and example keys, never a silent NaN or an inner join.
@@ -27,6 +32,7 @@ import pandas as pd
 
 from stages.classes import SCORE_COLUMNS
 from stages.scores import KEY_COLUMNS, TABLE_COLUMNS
+from stages.zoo import FUSION_GATES as GATES
 from stages.zoo import FUSION_MODES as MODES
 
 EPS = 1e-6
@@ -100,17 +106,22 @@ def fuse(
     sources: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     weights: Mapping[str, float],
     mode: str = "weighted",
+    gate: str = "none",
 ) -> pd.DataFrame:
     """One fused score table from per-source tables (see the module doc for the formulas).
 
     ``sources`` maps a source name (``cell``, ``image``, ``detector``, ``image_on_cell``) to its table or
     list of tables (averaged first). Sources without a positive weight are ignored even when given; every
-    source with one must be given. Output: TABLE_COLUMNS, sorted by (ID, cell_id).
+    source with one must be given (and ``image`` with ``gate="image"``: its probabilities then multiply the
+    fused scores). Output: TABLE_COLUMNS, sorted by (ID, cell_id).
     """
     if mode not in MODES:
         raise ValueError(f"fusion mode {mode!r} is not one of {MODES}")
+    if gate not in GATES:
+        raise ValueError(f"fusion gate {gate!r} is not one of {GATES}")
     used = used_weights(weights)
-    missing = [source for source in used if source not in sources]
+    gated = ["image"] if gate == "image" else []
+    missing = [source for source in [*used, *gated] if source not in sources]
     if missing:
         raise ValueError(f"fusion weights name source(s) {missing} but no table was given (given: {sorted(sources)})")
     names = list(used)
@@ -123,6 +134,10 @@ def fuse(
         fused = (w * scores).sum(axis=0)
     else:
         fused = np.exp((w * np.log(np.clip(scores, EPS, None))).sum(axis=0))
+    if gated:
+        image = mean_tables(sources["image"], "image")
+        _check_keys(tables[0], names[0], image, "image (the gate)")
+        fused = fused * image[list(SCORE_COLUMNS)].to_numpy()
     out = tables[0][list(KEY_COLUMNS)].copy()
     out[list(SCORE_COLUMNS)] = fused
     return out

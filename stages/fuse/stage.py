@@ -20,6 +20,8 @@ from stages.zoo import FusionSettings, get_profile
 
 class fuse(luigi.Config):  # noqa: N801 -- Luigi derives the [fuse] section name from the class name
     mode = luigi.Parameter(default="", description="weighted | multiplicative; empty: the profile's fusion mode")
+    gate = luigi.Parameter(default="", description="none | image (cell scores times the image models' "
+                                                   "probability of the class); empty: the profile's")
     weights = luigi.Parameter(
         default="",
         description='JSON object source -> weight, e.g. {"cell": 0.6, "image": 0.4}; empty: the profile\'s weights. '
@@ -39,7 +41,8 @@ def fusion_settings() -> FusionSettings:
             raise ValueError(f"[fuse] weights is not a JSON object: {config.weights!r} ({error})") from None
         if not isinstance(weights, dict):
             raise ValueError(f"[fuse] weights must be a JSON object source -> weight, got {config.weights!r}")
-    settings = FusionSettings(mode=config.mode or profile.mode, weights=MappingProxyType(dict(weights)))
+    settings = FusionSettings(mode=config.mode or profile.mode, weights=MappingProxyType(dict(weights)),
+                              gate=config.gate or profile.gate)
     core.used_weights(settings.weights)  # negative or all-zero weights fail before any work
     return settings
 
@@ -73,14 +76,15 @@ def run(ctx) -> dict:
         tables = [ctx.input(f"{source}/{number}").read(contract.SCORES) for number in range(len(found))]
         sources[source] = core.mean_tables(tables, source)
         ctx.write(contract.SOURCE, sources[source], source=source)
-    fused = core.fuse(sources, settings.weights, settings.mode)
-    ctx.progress(f"{len(fused)} cell(s) fused from {', '.join(sources)} ({settings.mode})")
+    fused = core.fuse(sources, settings.weights, settings.mode, settings.gate)
+    ctx.progress(f"{len(fused)} cell(s) fused from {', '.join(sources)} ({settings.mode}, gate {settings.gate})")
     return {contract.SCORES: fused}
 
 
 def content(task) -> dict:
     settings = fusion_settings()
-    return {"mode": settings.mode, "weights": core.used_weights(settings.weights), "version": 1}
+    gate = {"gate": settings.gate} if settings.gate != "none" else {}  # the faithful fusion keeps its folders
+    return {"mode": settings.mode, "weights": core.used_weights(settings.weights), **gate, "version": 1}
 
 
 FUSE = TaskSpec(

@@ -210,13 +210,14 @@ def report_html(
            if evaluation and "strict_mAP" in evaluation[FUSED] else {}),
         **({"per-cell AUC": score_text(evaluation[FUSED]["cell_auc"])}
            if evaluation and "cell_auc" in evaluation[FUSED] else {}),
-        "fusion": f"{fusion.mode}: " + ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items() if v),
+        "fusion": f"{fusion.mode}: " + ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items() if v)
+                  + (f"; gated by the {fusion.gate} models" if fusion.gate != "none" else ""),
         **({"profile": profile} if profile else {}),
         "written": written,
     }
     settings = {
         **run_settings,
-        "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights)},
+        "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights), "gate": fusion.gate},
         "artifacts": {"submission": submission_uri},  # the fingerprinted file the published copy came from
         # the evaluation's own record of its truth: the URI these numbers were measured against
         "truth": evaluation["truth"] if evaluation else None,

@@ -64,7 +64,7 @@ def evaluation_document(
         "fused": fused,
         "sources": {source: results[source] for source in fusion.sources},
         "submission_file": submission_file,
-        "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights)},
+        "fusion": {"mode": fusion.mode, "weights": dict(fusion.weights), "gate": fusion.gate},
         "seconds": round(seconds, 2),
         "measures": measures(fused["iou_threshold"]),
     }

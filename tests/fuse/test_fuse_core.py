@@ -103,3 +103,28 @@ def test_bad_configuration_is_an_error():
         core.fuse({"cell": table(KEYS, values=np.full((4, NUM_CLASSES), np.nan))}, {"cell": 1})
     with pytest.raises(ValueError, match="missing column"):
         core.fuse({"cell": table(KEYS).drop(columns="class_7")}, {"cell": 1})
+
+
+def test_the_image_gate_multiplies_the_fusion_by_the_image_models_probability():
+    cell, detector = table(KEYS, 1), table(KEYS, 2)
+    images = [table(KEYS, 3), table(KEYS, 4)]
+    weights = {"cell": 0.7, "detector": 0.3}  # the image models gate without a weight of their own
+    plain = core.fuse({"cell": cell, "detector": detector}, weights)
+    gated = core.fuse({"cell": cell, "detector": detector, "image": images}, weights, gate="image")
+    np.testing.assert_allclose(scores_of(gated), scores_of(plain) * (scores_of(images[0]) + scores_of(images[1])) / 2)
+    with pytest.raises(ValueError, match=r"no table was given.*\['image'\]|\['image'\].*no table"):
+        core.fuse({"cell": cell, "detector": detector}, weights, gate="image")
+    with pytest.raises(ValueError, match="fusion gate 'cells' is not one of"):
+        core.fuse({"cell": cell}, {"cell": 1}, gate="cells")
+
+
+def test_a_gated_profile_computes_the_image_models_and_an_unknown_gate_fails_at_load():
+    from types import MappingProxyType
+
+    from stages.zoo import FusionSettings, InvalidSetting
+
+    gated = FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="image")
+    assert gated.sources == ("cell", "image")
+    assert get_profile("hpa2021").fusion.gate == "none"  # the original's fusion stays the faithful one
+    with pytest.raises(InvalidSetting, match="gate.*'none', 'image'"):
+        FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="cells")
