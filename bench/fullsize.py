@@ -8,7 +8,7 @@ Each stage runs as ``luigi --module stages <its whole task>`` in a child process
 order, so each row's wall time and peak memory (the child's max RSS) are that stage's alone.
 
     .venv/bin/python -m bench.fullsize                       # 4 train + 2 test images of 2048 px
-    .venv/bin/python -m bench.fullsize --micro-batch 2 --max-steps 1
+    .venv/bin/python -m bench.fullsize --max-steps 1 --root /tmp/fullsize   # keep (and reuse) data and work
 """
 
 from __future__ import annotations
@@ -26,18 +26,26 @@ if __package__ in (None, ""):
 
 from bench import common
 
-# (stage, whole task, split): pipeline order, so each child finds its upstream finished.
-STEPS = (
-    ("manifest", "Manifest", "train"), ("manifest", "Manifest", "test"),
-    ("segment", "SegmentAll", "train"), ("segment", "SegmentAll", "test"),
-    ("tile", "TileAll", "train"), ("tile", "TileAll", "test"),
-    ("pseudolabel", "PseudoLabel", "train"),
-    ("classify", "TrainClassifiers", None),
-    ("detect", "DetectAll", "test"),
-    ("match", "MatchAll", "test"),
-    ("fuse", "FuseAll", "test"),
-    ("submit", "Submission", "test"),
-)
+def steps() -> list[tuple[str, list[str]]]:
+    """``(stage, luigi task arguments)`` in pipeline order, so each child finds its upstream finished. Each
+    classifier trains in a child of its own: its peak is its own, and a B7 after a B7 in one process does
+    not fit in 24 GiB (TensorFlow keeps what it allocated)."""
+    from stages.zoo import get_profile
+
+    profile = get_profile("hpa2021")
+    training = [("classify", [f"Train{role.capitalize()}Model", "--model", spec.name])
+                for role in ("cell", "image") for spec in profile.role(role)]
+    return [
+        ("manifest", ["Manifest", "--split", "train"]), ("manifest", ["Manifest", "--split", "test"]),
+        ("segment", ["SegmentAll", "--split", "train"]), ("segment", ["SegmentAll", "--split", "test"]),
+        ("tile", ["TileAll", "--split", "train"]), ("tile", ["TileAll", "--split", "test"]),
+        ("pseudolabel", ["PseudoLabel"]),
+        *training,
+        ("detect", ["TrainYolo"]), ("detect", ["DetectAll", "--split", "test"]),
+        ("match", ["MatchAll", "--split", "test"]),
+        ("classify + fuse", ["FuseAll", "--split", "test"]),  # every classifier's predictions, then the fusion
+        ("submit", ["Submission"]),
+    ]
 
 
 def config_text(data: Path, work: Path, args: argparse.Namespace) -> str:
@@ -47,9 +55,9 @@ def config_text(data: Path, work: Path, args: argparse.Namespace) -> str:
             f"[segment]\nbackend = {args.segment_backend}\n")
 
 
-def run_step(task: str, split: str | None, env: dict) -> tuple[float, float, int]:
+def run_step(task: list[str], env: dict) -> tuple[float, float, int]:
     """``(seconds, peak GiB, exit status)`` of one ``luigi --module stages`` child."""
-    command = [sys.executable, "-m", "luigi", "--module", "stages", task, *(["--split", split] if split else [])]
+    command = [sys.executable, "-m", "luigi", "--module", "stages", *task]
     with tempfile.TemporaryFile("w+") as log:
         started = time.perf_counter()
         child = subprocess.Popen(command, cwd=common.REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--max-steps", type=int, default=2, help="[classify] max_steps")
     parser.add_argument("--max-epochs", type=int, default=1, help="[detector] max_epochs (per training phase)")
-    parser.add_argument("--micro-batch", type=int, default=2, help="[classify] micro_batch (divides 16)")
+    parser.add_argument("--micro-batch", type=int, default=1, help="[classify] micro_batch (divides 16)")
     parser.add_argument("--segment-backend", default="classic")
     parser.add_argument("--root", help="keep data and work here (default: a temporary folder)")
     args = parser.parse_args(argv)
@@ -79,17 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         data, work = root / "data", root / "work"
         from stages.dev.synth.core import write_dataset
 
-        started = time.perf_counter()
-        write_dataset(str(data), args.train, args.test, args.size, args.size, seed=3)
-        print(f"{args.train} + {args.test} synthetic {args.size}-px fields in {time.perf_counter() - started:.0f} s")
+        if (data / "_SUCCESS").exists():  # a --root of an earlier run: the same files, so its finished work counts
+            print(f"reusing the data in {data}")
+        else:
+            started = time.perf_counter()
+            write_dataset(str(data), args.train, args.test, args.size, args.size, seed=3)
+            print(f"{args.train} + {args.test} synthetic {args.size}-px fields in {time.perf_counter() - started:.0f} s")
         config = root / "fullsize.cfg"
         config.write_text(config_text(data, work, args))
         env = {**os.environ, "LUIGI_CONFIG_PATH": str(config)}
         rows, failed = [], None
-        for stage, task, split in STEPS:
-            seconds, peak, code = run_step(task, split, env)
-            rows.append((stage, f"{task}{f' ({split})' if split else ''}", f"{seconds:.0f}", f"{peak:.2f}",
-                         "ok" if code == 0 else f"exit {code}"))
+        for stage, task in steps():
+            seconds, peak, code = run_step(task, env)
+            rows.append((stage, " ".join(task), f"{seconds:.0f}", f"{peak:.2f}", "ok" if code == 0 else f"exit {code}"))
             print(" | ".join(rows[-1]), flush=True)
             if code:
                 failed = task

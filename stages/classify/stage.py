@@ -102,6 +102,19 @@ def shards_of(ctx, task_name: str, splits: list[str]) -> list[tuple[str, object]
     return [(split, shard) for split in splits for shard in ctx.input(f"{task_name.lower()}_{split}")]
 
 
+@contextlib.contextmanager
+def released_after():
+    """Around one model's training in a worker that trains several: Keras' global state (the model, its
+    traced functions) is released at the end, so the next model starts from the memory the first began with
+    (at full size, B7 after B7 in one process ran out of 24 GiB)."""
+    try:
+        yield
+    finally:
+        from stages import quiet
+
+        quiet.import_keras().backend.clear_session(free_memory=True)
+
+
 def fit_outputs(ctx, spec: ModelSpec, bank, targets, groups, rows=None, extra: dict | None = None):
     """Train one classifier: ``(model, {artifact: value})`` with the model file, history and training record."""
     from stages import quiet
@@ -149,7 +162,7 @@ def run_train_cell(ctx) -> dict:
     if spec.pseudo_labels:
         labels = ctx.input("pseudo_labels").read(pseudolabel_contract.PSEUDO_LABELS)
         targets, rows, extra = pseudo_targets(labels, index, targets, pseudo_label_splits())
-    with tile_contract.TILES.mapped([shard.folder for _, shard in shards]) as arrays:
+    with tile_contract.TILES.mapped([shard.folder for _, shard in shards]) as arrays, released_after():
         _, outputs = fit_outputs(ctx, spec, data.ArrayBank(arrays), targets, core.image_keys(index), rows, extra)
     return outputs
 
@@ -160,7 +173,7 @@ def run_train_image(ctx) -> dict:
     spec = classifier_spec(ctx.params["model"], "image")
     shards = shards_of(ctx, "ImageInputs", training_splits(spec))
     index = core.stacked_index([(split, shard.read(tile_contract.IMAGE_INDEX)) for split, shard in shards])
-    with tile_contract.IMAGE_INPUTS.mapped([shard.folder for _, shard in shards]) as arrays:
+    with tile_contract.IMAGE_INPUTS.mapped([shard.folder for _, shard in shards]) as arrays, released_after():
         _, outputs = fit_outputs(ctx, spec, data.ArrayBank(arrays), core.image_targets(index), core.image_keys(index),
                                  extra={"labels": "image labels"})
     return outputs

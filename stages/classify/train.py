@@ -200,10 +200,11 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     models.compile_classifier(model, spec.loss, learning_rate(settings, total_steps), settings.run_eagerly,
                               settings.jit_compile, accumulation=passes)
     validation = None
+    forward = settings.batch_size // passes  # what memory holds at once, for validation too
     if len(validation_rows):
-        validation = Batches(bank, targets, validation_rows, spec.channels, settings.batch_size, training=False,
+        validation = Batches(bank, targets, validation_rows, spec.channels, forward, training=False,
                              workers=settings.workers)
-    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, settings.batch_size, epochs, progress)]
+    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, forward, epochs, progress)]
     if validation is not None and settings.schedule == "plateau" and settings.steps_per_epoch is None:
         # The original's schedule, made for epochs that are whole passes over the data; with a few fixed
         # steps per "epoch" (the demo profile) its patience of 3 would cut the rate after a few dozen steps.
@@ -217,11 +218,12 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
                         verbose=settings.verbose)
     recalibrated = 0
     if settings.recalibration_batches and set(settings.augment) & set(MIXING_AUGMENTATIONS):
-        size = max(settings.batch_size, RECALIBRATION_BATCH)
+        samples = settings.recalibration_batches * max(settings.batch_size, RECALIBRATION_BATCH)
+        # as many samples, in passes no larger than training's (a B7 pass of 64 tiles of 256 px took 20 GiB)
+        size = forward if passes > 1 else max(settings.batch_size, RECALIBRATION_BATCH)
         sample = np.random.default_rng([settings.seed, 2]).permutation(train_rows)
-        clean = Batches(bank, targets, sample[:settings.recalibration_batches * size], spec.channels, size,
-                        training=False)
-        recalibrated = recalibrate_batch_norm(model, clean, settings.recalibration_batches)
+        clean = Batches(bank, targets, sample[:samples], spec.channels, size, training=False)
+        recalibrated = recalibrate_batch_norm(model, clean, samples // size)
     seconds = time.monotonic() - started
     values = {key: [float(value) for value in series] for key, series in history.history.items()}
     return {"history": values, "train_samples": int(len(train_rows)), "validation_samples": int(len(validation_rows)),

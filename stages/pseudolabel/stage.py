@@ -47,7 +47,7 @@ def run_fold(ctx) -> dict:
     held_out = np.flatnonzero(np.array([fold_of[key] for key in keys], dtype=np.int64) == fold)
     training = np.setdiff1d(np.arange(len(index)), held_out)
     targets = classify_core.weak_targets(index, {split: inputs.image_labels(split) for split in splits})
-    with tile_contract.TILES.mapped([shard.folder for _, shard in shards]) as arrays:
+    with tile_contract.TILES.mapped([shard.folder for _, shard in shards]) as arrays, classify.released_after():
         bank = data.ArrayBank(arrays)
         model, outputs = classify.fit_outputs(ctx, spec, bank, targets, keys, training, extra={
             "labels": "weak (image labels)", "fold": fold, "held_out_tiles": int(len(held_out))})

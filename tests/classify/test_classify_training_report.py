@@ -127,3 +127,11 @@ def test_schedule_shape_and_a_micro_batch_that_does_not_divide_the_batch():
     assert dataclasses.replace(settings, max_steps=5000).schedule_shape(50) == (20, 50)
     with pytest.raises(ValueError, match="must divide the batch size 16"):
         dataclasses.replace(settings, micro_batch=5)
+
+
+def test_batch_norm_recalibration_passes_are_no_larger_than_the_training_passes():
+    tiles, targets, groups = tiny_data(lambda index: [index % 3])
+    mixing = dataclasses.replace(tiny_settings(epochs=1), augment=("cutmix",), micro_batch=2, recalibration_batches=1)
+    _, _, result = train.fit_classifier(SPEC, mixing, data.ArrayBank([tiles]), targets, groups, log=lambda _: None)
+    # the 36 training tiles (9 of 12 images), two at a time, instead of one pass of 64
+    assert result["train_samples"] == 36 and result["batch_norm_recalibration_batches"] == 18
