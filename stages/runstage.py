@@ -15,6 +15,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task import flatten
 
 import stages  # noqa: F401 -- registers every task class with Luigi
+import stages.runners  # noqa: F401 -- registers [runner]: the runners pass --runner-mode inprocess
 from stages.tasking import StageTask
 
 
