@@ -224,3 +224,64 @@ target "pseudolabel" {
   }
   tags = ["${REGISTRY}/pseudolabel:${TAG}"]
 }
+
+# ---------------------------------------------------------------- Keras stages on JAX (SPEC 4: pinned CUDA/TPU runtimes)
+# Chosen per run by [runner] keras_backend = jax (stages/runners.py): the -jax-cuda variant for NVIDIA GPUs
+# (jax's CUDA 13 plugin wheels carry the CUDA libraries), the -jax-tpu one for Cloud TPU VMs (libtpu).
+# Both start from cpu-base: no framework image is needed.
+
+group "keras-jax" {
+  targets = ["classify-jax-cuda", "pseudolabel-jax-cuda", "classify-jax-tpu", "pseudolabel-jax-tpu"]
+}
+
+target "classify-jax-cuda" {
+  inherits   = ["_common"]
+  dockerfile = "images/classify/jax-cuda.Dockerfile"
+  contexts = {
+    "cpu-base" = "target:cpu-base"
+  }
+  labels = {
+    "org.opencontainers.image.title"     = "hpa-stages classify-jax-cuda"
+    "org.opencontainers.image.base.name" = CPU_BASE_IMAGE
+  }
+  tags = ["${REGISTRY}/classify-jax-cuda:${TAG}"]
+}
+
+target "pseudolabel-jax-cuda" {
+  inherits   = ["_common"]
+  dockerfile = "images/pseudolabel/jax-cuda.Dockerfile"
+  contexts = {
+    "classify-jax-cuda" = "target:classify-jax-cuda"
+  }
+  labels = {
+    "org.opencontainers.image.title"     = "hpa-stages pseudolabel-jax-cuda"
+    "org.opencontainers.image.base.name" = CPU_BASE_IMAGE
+  }
+  tags = ["${REGISTRY}/pseudolabel-jax-cuda:${TAG}"]
+}
+
+target "classify-jax-tpu" {
+  inherits   = ["_common"]
+  dockerfile = "images/classify/jax-tpu.Dockerfile"
+  contexts = {
+    "cpu-base" = "target:cpu-base"
+  }
+  labels = {
+    "org.opencontainers.image.title"     = "hpa-stages classify-jax-tpu"
+    "org.opencontainers.image.base.name" = CPU_BASE_IMAGE
+  }
+  tags = ["${REGISTRY}/classify-jax-tpu:${TAG}"]
+}
+
+target "pseudolabel-jax-tpu" {
+  inherits   = ["_common"]
+  dockerfile = "images/pseudolabel/jax-tpu.Dockerfile"
+  contexts = {
+    "classify-jax-tpu" = "target:classify-jax-tpu"
+  }
+  labels = {
+    "org.opencontainers.image.title"     = "hpa-stages pseudolabel-jax-tpu"
+    "org.opencontainers.image.base.name" = CPU_BASE_IMAGE
+  }
+  tags = ["${REGISTRY}/pseudolabel-jax-tpu:${TAG}"]
+}

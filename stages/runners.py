@@ -32,6 +32,13 @@ PASSED_ENVIRONMENT = (
     "AWS_ENDPOINT_URL",
 )
 CONTAINER_CONFIG = "/etc/hpa-stages/luigi.cfg"
+# What a task that declares a GPU gets: an NVIDIA GPU, a TPU VM's chips, or nothing (a CPU-only host: the
+# task runs on the CPU, slowly).
+ACCELERATORS = ("cuda", "tpu", "none")
+# The Keras stages, whose images come in a TensorFlow (CUDA) variant, <stage>, and Keras-3-on-JAX variants,
+# <stage>-jax-cuda and <stage>-jax-tpu (docker-bake.hcl's "keras-jax" group).
+KERAS_STAGES = ("classify", "pseudolabel")
+KERAS_BACKENDS = ("tensorflow", "jax")
 
 
 class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section name from the class name
@@ -40,6 +47,20 @@ class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section 
     tag = luigi.Parameter(default="0.1.0", description="image tag (docker-bake.hcl TAG)")
     docker = luigi.Parameter(default="docker", description="docker client command")
     gpus = luigi.Parameter(default="all", description="docker --gpus value for GPU stages")
+    accelerator = luigi.ChoiceParameter(
+        choices=ACCELERATORS, default="cuda",
+        description="what GPU tasks get: cuda (docker --gpus, nvidia.com/gpu) | tpu (docker --privileged, "
+                    "google.com/tpu; Keras stages on JAX) | none (CPU-only host)")
+    keras_backend = luigi.ChoiceParameter(
+        choices=KERAS_BACKENDS, default="tensorflow",
+        description="image variant of the Keras stages: tensorflow (<stage>) | jax (<stage>-jax-cuda, "
+                    "<stage>-jax-tpu; needs [classify] backbone_source = keras_applications)")
+    tpu_chips = luigi.IntParameter(default=4, description="google.com/tpu chips a TPU task's Job asks for")
+    tpu_node_selector = luigi.DictParameter(
+        default={},
+        description='Kubernetes nodeSelector of TPU Jobs, e.g. {"cloud.google.com/gke-tpu-topology": "2x2"}')
+    network = luigi.OptionalParameter(
+        default=None, description="docker --network value (host: reach services on 127.0.0.1; none: no network)")
     namespace = luigi.OptionalParameter(default=None, description="Kubernetes namespace")
     credentials_secret = luigi.OptionalParameter(
         default=None, description="Kubernetes Secret whose keys become the Job's environment (S3 credentials)"
@@ -47,7 +68,14 @@ class runner(luigi.Config):  # noqa: N801 -- Luigi derives the [runner] section 
 
 
 def image_name(task) -> str:
-    """The task's stage (its declaration in stages/<name>/stage.py) names its image and bake target."""
+    """The task's stage (its declaration in stages/<name>/stage.py) names its image and bake target; a Keras
+    stage on JAX runs in the variant for the run's accelerator."""
+    settings = runner()
+    if settings.accelerator == "tpu" and settings.keras_backend != "jax":
+        raise ValueError("[runner] accelerator = tpu needs keras_backend = jax: TensorFlow's images are CUDA's")
+    if task.stage_name in KERAS_STAGES and settings.keras_backend == "jax":
+        # with no accelerator the CUDA variant's jax runs on the CPU
+        return f"{task.stage_name}-jax-{'tpu' if settings.accelerator == 'tpu' else 'cuda'}"
     return task.stage_name
 
 
@@ -97,8 +125,12 @@ def docker_command(task) -> list[str]:
     arguments = [_absolute(value) for value in task_arguments(task)]
     name = re.sub(r"[^a-zA-Z0-9_.-]", "-", task.task_id)[:128]
     command = [settings.docker, "run", "--rm", "--name", name]
-    if task.needs_gpu():
+    if settings.network:
+        command += ["--network", settings.network]
+    if task.needs_gpu() and settings.accelerator == "cuda":
         command += ["--gpus", settings.gpus]
+    elif task.needs_gpu() and settings.accelerator == "tpu":
+        command += ["--privileged"]  # Cloud TPU's way to hand a container the TPU VM's chips (/dev/accel*, /dev/vfio)
     for variable in PASSED_ENVIRONMENT:
         command += ["-e", variable]
     command += ["-e", f"{inputs.LISTINGS_VARIABLE}={inputs.listing_digests()}"]  # the input as the driver saw it
@@ -131,19 +163,24 @@ def kubernetes_pod_spec(task) -> dict:
     }
     if settings.credentials_secret:
         container["envFrom"] = [{"secretRef": {"name": settings.credentials_secret}}]
-    if task.needs_gpu():
-        container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
-    return {
+    spec = {
         "containers": [container],
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True},
     }
+    if task.needs_gpu() and settings.accelerator == "cuda":
+        container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    elif task.needs_gpu() and settings.accelerator == "tpu":
+        container["resources"] = {"limits": {"google.com/tpu": settings.tpu_chips}}
+        if settings.tpu_node_selector:
+            spec["nodeSelector"] = dict(settings.tpu_node_selector)
+    return spec
 
 
 def job_name(task) -> str:
     """A DNS-1123 name (Kubernetes rejects anything else); luigi appends a time stamp and a unique id."""
     # Luigi appends 32 characters and Kubernetes allows 63; the task id ends in a hash of the parameters.
-    return re.sub(r"[^a-z0-9-]", "-", f"hpa-{image_name(task)}-{task.task_id.rsplit('_', 1)[-1][:10]}".lower())
+    return re.sub(r"[^a-z0-9-]", "-", f"hpa-{task.stage_name}-{task.task_id.rsplit('_', 1)[-1][:10]}".lower())
 
 
 def run_in_docker(task) -> None:

@@ -152,3 +152,101 @@ def test_docker_failure_names_the_command(tmp_path, pipeline_settings, runner_se
     runner_settings(mode="docker", docker="false")
     with pytest.raises(RuntimeError, match=r"container exited with status 1: false run --rm"):
         runners.dispatch(stages.Manifest(split="test"))
+
+
+KERAS_TASKS = {"TrainCellModel", "TrainImageModel", "PredictCells", "PredictImages", "PredictImageOnCell",
+               "TrainFoldModel", "PseudoLabel"}
+
+
+def test_keras_stages_run_in_their_jax_image_for_the_accelerator(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker", registry="reg", tag="7", keras_backend="jax", accelerator="cuda")
+    images = {}
+    for task in stage_tasks():
+        images[task.get_task_family()] = runners.image_for(task)
+        assert runners.kubernetes_pod_spec(task)["containers"][0]["image"] == images[task.get_task_family()]
+    for family, image in images.items():
+        stage = task_spec(family)[0].name
+        expected = f"reg/{stage}-jax-cuda:7" if stage in ("classify", "pseudolabel") else f"reg/{stage}:7"
+        assert image == expected, family
+    assert {family for family, image in images.items() if "-jax-" in image} == KERAS_TASKS
+    runner_settings(mode="docker", registry="reg", tag="7", keras_backend="jax", accelerator="tpu")
+    assert runners.image_for(stages.PredictCells(split="test", shard=0, model="cell.b0_ext_pseudo_e10")) \
+        == "reg/classify-jax-tpu:7"
+    assert runners.image_for(stages.Tile(split="test", shard=0)) == "reg/tile:7"
+    runner_settings(mode="docker", registry="reg", tag="7", keras_backend="tensorflow", accelerator="cuda")
+    assert runners.image_for(stages.PredictCells(split="test", shard=0, model="cell.b0_ext_pseudo_e10")) \
+        == "reg/classify:7"
+
+
+def test_tpu_needs_the_jax_images(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker", accelerator="tpu")  # keras_backend left at tensorflow
+    with pytest.raises(ValueError, match="keras_backend = jax"):
+        runners.docker_command(stages.Tile(split="test", shard=0))
+
+
+def test_accelerator_decides_devices_and_job_resources(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    gpu_task = stages.PredictCells(split="test", shard=0, model="cell.b0_ext_pseudo_e10")
+    cpu_task = stages.Tile(split="test", shard=0)
+    assert gpu_task.needs_gpu() and not cpu_task.needs_gpu()
+
+    def limits(task):
+        return runners.kubernetes_pod_spec(task)["containers"][0].get("resources", {}).get("limits", {})
+
+    runner_settings(mode="docker", accelerator="tpu", keras_backend="jax", tpu_chips=8,
+                    tpu_node_selector='{"cloud.google.com/gke-tpu-topology": "2x4"}')
+    command = runners.docker_command(gpu_task)
+    assert "--privileged" in command and "--gpus" not in command
+    assert limits(gpu_task) == {"google.com/tpu": 8}
+    assert runners.kubernetes_pod_spec(gpu_task)["nodeSelector"] == {"cloud.google.com/gke-tpu-topology": "2x4"}
+    assert "--privileged" not in runners.docker_command(cpu_task) and limits(cpu_task) == {}
+    assert "nodeSelector" not in runners.kubernetes_pod_spec(cpu_task)
+
+    runner_settings(mode="docker", accelerator="cuda", gpus="device=1")
+    assert option(runners.docker_command(gpu_task), "--gpus") == ["device=1"]
+    assert "--privileged" not in runners.docker_command(gpu_task)
+    assert limits(gpu_task) == {"nvidia.com/gpu": 1}
+
+    runner_settings(mode="docker", accelerator="none")  # a CPU-only docker host: no device options at all
+    command = runners.docker_command(gpu_task)
+    assert "--gpus" not in command and "--privileged" not in command and limits(gpu_task) == {}
+
+
+def test_docker_network_setting(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker")
+    assert "--network" not in runners.docker_command(stages.Tile(split="test", shard=0))
+    runner_settings(mode="docker", network="none")
+    command = runners.docker_command(stages.Tile(split="test", shard=0))
+    assert option(command, "--network") == ["none"]
+    assert command.index("--network") < command.index(runners.image_for(stages.Tile(split="test", shard=0)))
+
+
+def test_job_names_stay_short_for_jax_images(tmp_path, pipeline_settings, runner_settings):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="kubernetes", keras_backend="jax", accelerator="cuda")
+    name = runners.job_name(stages.PseudoLabel())
+    assert name.startswith("hpa-pseudolabel-") and len(name) <= 31
+
+
+def test_a_fresh_container_process_accepts_the_arguments(tmp_path, pipeline_settings, runner_settings):
+    """The first real docker run: the image's `python -m stages.runstage` rejected `--runner-mode` and every
+    setting whose section its imports had not registered yet (exit 2, "unrecognized arguments"). Run the
+    entry point in a new interpreter, as a container does, on a task whose inputs are missing: it must get
+    past argument parsing to the check of its inputs."""
+    import os
+    import subprocess
+    import sys
+
+    write_dataset(str(tmp_path / "data"), 2, 2, 64, 64, 1)
+    pipeline_settings(input=str(tmp_path / "data"), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+    runner_settings(mode="docker")
+    environment = {**os.environ, inputs.LISTINGS_VARIABLE: inputs.listing_digests()}
+    predict = stages.PredictCells(split="test", shard=0, model="cell.b0_ext_pseudo_e10")
+    for task in (stages.Tile(split="test", shard=0), predict):
+        done = subprocess.run([sys.executable, "-m", "stages.runstage", *runners.task_arguments(task)],
+                              cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+        assert "unrecognized arguments" not in done.stderr, done.stderr[-2000:]
+        assert "upstream artifacts missing" in done.stderr, done.stderr[-2000:]

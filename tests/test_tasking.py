@@ -16,10 +16,12 @@ from stages.tasking import StageTask, make_task_class
 
 EXAMPLES = {"model": {"TrainImageModel": "image.b7_600_noext", "PredictImages": "image.b7_600_ext"},
             "fold": 1, "size": 128}
-# Operational knobs: each changes how fast a task runs, never what it writes.
+# Operational knobs: each changes how fast a task runs (or, the step caps, how long: smoke runs only), never
+# which folder it writes.
 OPERATIONAL_CHANGES = {"classify": {"run_eagerly": "true", "jit_compile": "true", "predict_batch_size": "3",
-                                    "loader_workers": "4", "verbose": "2"},
-                       "detector": {"device": "cpu", "workers": "3", "predict_batch": "2", "config_dir": "/x"},
+                                    "loader_workers": "4", "verbose": "2", "micro_batch": "2", "max_steps": "1"},
+                       "detector": {"device": "cpu", "workers": "3", "predict_batch": "2", "config_dir": "/x",
+                                    "max_epochs": "1"},
                        "segment": {"device": "cuda:1"}}
 
 

@@ -22,6 +22,8 @@ BAKE_FILE = REPO / "docker-bake.hcl"
 LOCK_FILE = REPO / "images" / "digests.hcl"
 IMAGES = REPO / "images"
 BASE_IMAGE_DIR = "base"  # images/base: the shared base Dockerfile, not a stage
+# images/local-test: stand-ins for the upstream bases, built only by images/local-test/run.py, never pushed
+LOCAL_TEST_DIR = "local-test"
 ENTRYPOINT = ["python3", "-m", "stages.runstage"]
 ROOT_USERS = {"root", "0"}
 
@@ -69,7 +71,28 @@ def image_dirs(repo: Path = REPO) -> set[str]:
 
 
 def dockerfiles(repo: Path = REPO) -> list[Path]:
-    return sorted((repo / "images").glob("*/Dockerfile"))
+    """Every image's Dockerfile: images/<name>/Dockerfile and the variants beside it, <variant>.Dockerfile."""
+    found = [*(repo / "images").glob("*/Dockerfile"), *(repo / "images").glob("*/*.Dockerfile")]
+    return sorted(path for path in found if path.parent.name != LOCAL_TEST_DIR)
+
+
+def image_name(dockerfile: Path) -> str:
+    """images/classify/Dockerfile -> classify; images/classify/jax-cuda.Dockerfile -> classify-jax-cuda."""
+    if dockerfile.name == "Dockerfile":
+        return dockerfile.parent.name
+    return f"{dockerfile.parent.name}-{dockerfile.name.removesuffix('.Dockerfile')}"
+
+
+def own_requirements(dockerfile: Path) -> Path:
+    """requirements.txt beside a Dockerfile, requirements-<variant>.txt beside <variant>.Dockerfile."""
+    if dockerfile.name == "Dockerfile":
+        return dockerfile.with_name("requirements.txt")
+    return dockerfile.with_name(f"requirements-{dockerfile.name.removesuffix('.Dockerfile')}.txt")
+
+
+def dockerignore(dockerfile: Path) -> Path:
+    """BuildKit reads <Dockerfile name>.dockerignore beside the Dockerfile instead of the context's own."""
+    return dockerfile.with_name(f"{dockerfile.name}.dockerignore")
 
 
 # ---------------------------------------------------------------- bake file
@@ -285,15 +308,20 @@ def exec_form(value: str) -> list[str] | None:
 
 def entrypoint_problems(text: str) -> list[str]:
     """A stage image runs `python3 -m stages.runstage <Task> [--params]`: that ENTRYPOINT in exec form,
-    a default CMD naming the task."""
-    entrypoint = cmd = None
+    a default CMD naming the task. A stage built FROM an earlier build stage inherits both from it."""
+    entrypoint = cmd = name = None
+    stages: dict[str, tuple] = {}
     for instruction in parse(text):
         if instruction["instruction"] == "FROM":
-            entrypoint = cmd = None
+            words = [w.lower() for w in instruction["value"].split() if not w.startswith("--")]
+            entrypoint, cmd = stages.get(words[0], (None, None))
+            name = words[2] if len(words) >= 3 and words[1] == "as" else None
         elif instruction["instruction"] == "ENTRYPOINT":
             entrypoint = instruction["value"]
         elif instruction["instruction"] == "CMD":
             cmd = instruction["value"]
+        if name:
+            stages[name] = (entrypoint, cmd)
     problems = []
     if entrypoint is None or exec_form(entrypoint) != ENTRYPOINT:
         problems.append(f"ENTRYPOINT is {entrypoint!r}, not the exec form {json.dumps(ENTRYPOINT)}")

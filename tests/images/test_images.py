@@ -49,10 +49,19 @@ def lock_versions() -> dict[str, str]:
 
 
 def image_requirements() -> dict[str, dict[str, str]]:
+    """Image name (ic.image_name) -> its own requirements file's pins."""
     return {
-        path.parent.name: ic.requirements_pins(path.read_text())
-        for path in sorted((REPO / "images").glob("*/requirements*.txt"))
+        ic.image_name(dockerfile): ic.requirements_pins(ic.own_requirements(dockerfile).read_text())
+        for dockerfile in ic.dockerfiles() if ic.own_requirements(dockerfile).exists()
     }
+
+
+# Accelerator runtimes pinned in the Keras-on-JAX images only: the tested environment (requirements.lock)
+# runs on CPUs and cannot exercise them. Everything else an image installs is the lock's.
+ACCELERATOR_ONLY = {
+    "classify-jax-cuda": {"jax-cuda13-plugin", "jax-cuda13-pjrt", "nvidia-cuda-nvcc", "nvidia-nvvm"},
+    "classify-jax-tpu": {"libtpu"},
+}
 
 
 def hadolint() -> str:
@@ -85,7 +94,7 @@ def test_every_target_dockerfile_exists(bake):
 
 
 def test_every_base_is_an_exact_tag(bake):
-    for name in bake.groups["default"]:
+    for name in bake.groups["default"] + bake.groups["keras-jax"]:
         bases = ic.external_bases(bake, name)
         assert bases, name
         for ref in bases:
@@ -120,11 +129,41 @@ def test_stage_families(bake):
 
 def test_shared_base_layers(bake):
     """Stage images start FROM a base target (bake contexts), not from a copy of its Dockerfile."""
-    for stage in bake.groups["default"]:
-        contexts = bake.target(stage).get("contexts", {})
+    for stage in bake.groups["default"] + bake.groups["keras-jax"]:
+        target = bake.target(stage)
+        contexts = target.get("contexts", {})
         assert contexts and all(value.startswith("target:") for value in contexts.values()), stage
-        text = (REPO / "images" / stage / "Dockerfile").read_text()
+        text = (REPO / target["context"] / target["dockerfile"]).read_text()
         assert ic.from_refs(text) == list(contexts), stage
+
+
+def test_every_image_dockerfile_is_a_target(bake):
+    """A variant Dockerfile (images/<stage>/<variant>.Dockerfile) nothing builds would rot unnoticed."""
+    built = {(REPO / bake.target(name)["context"] / bake.target(name)["dockerfile"]).resolve()
+             for name in bake.targets if not name.startswith("_")}
+    assert set(path.resolve() for path in ic.dockerfiles()) <= built
+    for dockerfile in ic.dockerfiles():
+        if dockerfile.name != "Dockerfile":
+            assert ic.image_name(dockerfile) in bake.targets, dockerfile
+
+
+def test_keras_stages_have_their_jax_images(bake):
+    """stages/runners.py runs a Keras stage with keras_backend = jax in <stage>-jax-cuda or <stage>-jax-tpu."""
+    from stages.runners import KERAS_STAGES
+
+    expected = {f"{stage}-jax-{accelerator}" for stage in KERAS_STAGES for accelerator in ("cuda", "tpu")}
+    assert set(bake.groups["keras-jax"]) == expected
+    for name in expected:
+        text = (REPO / bake.target(name)["dockerfile"]).read_text()
+        assert ic.default_task(text) in ic.stage_tasks(name.split("-")[0]), name
+        assert ic.entrypoint_problems(text) == [], name
+    classify = {accelerator: (REPO / f"images/classify/jax-{accelerator}.Dockerfile").read_text()
+                for accelerator in ("cuda", "tpu")}
+    for accelerator, text in classify.items():
+        assert "KERAS_BACKEND=jax" in text, accelerator
+        assert "tensorflow" not in image_requirements()[f"classify-jax-{accelerator}"], accelerator
+    assert "jax-cuda13-plugin" in image_requirements()["classify-jax-cuda"]
+    assert "libtpu" in image_requirements()["classify-jax-tpu"]
 
 
 def test_digest_lock_covers_every_base(bake, lock):
@@ -147,12 +186,17 @@ def test_requirements_files_are_pinned():
     assert files
     for path in files:
         assert ic.requirements_problems(path.read_text()) == [], path
+        readers = [dockerfile for dockerfile in ic.dockerfiles() if ic.own_requirements(dockerfile) == path]
+        assert readers, f"{path}: no image reads it"
 
 
 def test_requirements_agree_with_requirements_lock():
     locked = lock_versions()
     for image, pins in image_requirements().items():
         for name, version in pins.items():
+            if name in ACCELERATOR_ONLY.get(image, ()):
+                assert name not in locked, f"{name} is in requirements.lock now: drop it from ACCELERATOR_ONLY"
+                continue
             assert name in locked, f"images/{image}: {name} is not in requirements.lock"
             assert version == locked[name], f"images/{image}: {name}=={version}, requirements.lock has {locked[name]}"
 
@@ -160,7 +204,7 @@ def test_requirements_agree_with_requirements_lock():
 def test_requirements_files_are_installed_and_copied():
     for dockerfile in ic.dockerfiles():
         text = dockerfile.read_text()
-        own = dockerfile.parent / "requirements.txt"
+        own = ic.own_requirements(dockerfile)
         copied = ic.copy_sources(text)
         installed = ic.requirements_files_installed(text)
         if own.exists():
@@ -172,7 +216,7 @@ def test_requirements_files_are_installed_and_copied():
 
 def test_build_context_is_an_allowlist_per_dockerfile():
     for dockerfile in ic.dockerfiles():
-        ignore = dockerfile.with_name("Dockerfile.dockerignore")
+        ignore = ic.dockerignore(dockerfile)
         assert ignore.is_file(), f"{ignore} is missing: the context is the whole repository (.venv included)"
         assert ic.dockerignore_problems(ignore.read_text(), ic.copy_sources(dockerfile.read_text())) == [], dockerfile
 
@@ -189,6 +233,20 @@ def test_segment_installs_hpacellseg_from_the_spec_commits():
     assert "CellProfiling/HPA-Cell-Segmentation/archive/7b6dbc635253f08d392c96269e03149e2fb785c2" in text
     assert "haoxusci/pytorch_zoo/archive/e7f30cd9d2e900439f98d250ac309caf03a166b4" in text
     assert "channel_axis" in text and "np\\.bool" in text, "the numpy / scikit-image patch is gone"
+
+
+def test_segment_classic_stage_builds_without_github():
+    """The first real build: GitHub is unreachable on the development machines, so `--target classic` (what
+    images/local-test builds) must be a whole stage image that fetches nothing from GitHub, and hpacellseg
+    must come after it."""
+    text = (REPO / "images" / "segment" / "Dockerfile").read_text()
+    classic = text.split("\nFROM classic\n")[0]
+    assert classic != text, "no `FROM classic` stage after the classic one"
+    assert "FROM torch-base AS classic" in classic
+    assert ic.github_problems(classic) == [] and "github.com" not in classic
+    assert ic.entrypoint_problems(classic) == [] and ic.user_problems(classic) == []
+    assert ic.default_task(classic) == "Segment"
+    assert "hpacellseg" in text.split("\nFROM classic\n")[1]
 
 
 def test_no_image_runs_as_root():
@@ -210,7 +268,7 @@ def test_variables_tags_and_labels(bake):
     assert bake.variable("TAG") == version
     assert "REGISTRY" in bake.variables
     retagged = ic.Bake(ic.BAKE_FILE.read_text(), {"REGISTRY": "registry.example/hpa", "TAG": "t1"})
-    for name in bake.groups["default"] + bake.groups["bases"]:
+    for name in bake.groups["default"] + bake.groups["bases"] + bake.groups["keras-jax"]:
         target = retagged.target(name)
         assert target["tags"] == [f"registry.example/hpa/{name}:t1"], name
         labels = target["labels"]
@@ -220,7 +278,7 @@ def test_variables_tags_and_labels(bake):
 
 
 def test_hadolint_is_clean():
-    for dockerfile in ic.dockerfiles():
+    for dockerfile in ic.dockerfiles() + sorted((REPO / "images" / ic.LOCAL_TEST_DIR).glob("*.Dockerfile")):
         done = subprocess.run(
             [hadolint(), "--no-color", "--config", str(HADOLINT_CONFIG), str(dockerfile)],
             capture_output=True, text=True,
@@ -285,6 +343,13 @@ def test_stage_requirements_cover_their_packages():
     # hpacellseg's own requirements.txt (installed --no-deps): scikit-image, imageio, scipy, opencv, pillow,
     # torch, torchvision, click
     assert missing(["scikit-image", "imageio", "scipy", "pillow", "click"], base | torch, "segment") == set()
+
+
+def test_jax_image_requirements_cover_keras_on_jax():
+    """Keras 3, jax and jaxlib with all they need; runs once requirements.lock's environment holds jax."""
+    base = set(image_requirements()["base"])
+    for accelerator in ("cuda", "tpu"):
+        assert missing(["keras", "jax", "jaxlib"], base, f"classify-jax-{accelerator}") == set(), accelerator
 
 
 # ================================================================ the checks flag bad input
@@ -376,6 +441,9 @@ def test_dockerignore_check_flags_excluded_sources():
 def test_entrypoint_checks_flag_shell_form_and_missing_task():
     good = 'FROM x:1.2.3\nUSER 1\nENTRYPOINT ["python3", "-m", "stages.runstage"]\nCMD ["Tile"]\n'
     assert ic.entrypoint_problems(good) == []
+    # a last stage FROM an earlier build stage inherits its entry point; FROM another image does not
+    assert ic.entrypoint_problems(good.replace("FROM x:1.2.3", "FROM x:1.2.3 AS a") + "FROM a\nUSER 1\n") == []
+    assert ic.entrypoint_problems(good + "FROM y:1.2.3\nUSER 1\n")
     assert ic.entrypoint_problems('FROM x:1.2.3\nENTRYPOINT python3 -m stages.runstage\nCMD ["Tile"]\n')
     assert ic.entrypoint_problems('FROM x:1.2.3\nENTRYPOINT ["python3", "-m", "stages.runstage"]\n')
     assert ic.default_task(good) == "Tile"

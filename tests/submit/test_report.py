@@ -105,7 +105,7 @@ def test_report_html_with_an_evaluation():
     assert re.search(r"<th>submission.csv as written</th><td><b>1\.0000</b>", page)
     settings = settings_table(page)
     assert settings == {"pipeline.shard_size": "4", "fingerprints.fuse": "abc", "fusion.mode": "weighted",
-                        "fusion.weights.cell": "0.5", "fusion.weights.image": "0.0",
+                        "fusion.gate": "none", "fusion.weights.cell": "0.5", "fusion.weights.image": "0.0",
                         "fusion.weights.detector": "0.25",
                         "artifacts.submission": "/work/write_submission/f1/test/submission.csv",
                         "truth": "/data/truth<x>"}
