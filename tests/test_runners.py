@@ -75,8 +75,10 @@ def test_docker_command_for_every_stage(tmp_path, pipeline_settings, runner_sett
         assert (option(command, "--gpus") == ["device=0"]) == spec.needs_gpu()
 
 
-def test_every_network_task_gets_a_gpu_from_both_runners(tmp_path, pipeline_settings, runner_settings, segment_config):
-    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile="demo", shard_size=8)
+@pytest.mark.parametrize("profile", ["demo", "hpa2021"])
+def test_every_network_task_gets_a_gpu_from_both_runners(tmp_path, pipeline_settings, runner_settings, segment_config,
+                                                         profile):
+    pipeline_settings(input=str(tmp_path), work=str(tmp_path / "work"), profile=profile, shard_size=8)
     runner_settings(mode="docker", gpus="all")
     for task in stage_tasks():
         wants_gpu = task.get_task_family() in NETWORK_TASKS
