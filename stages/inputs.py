@@ -68,6 +68,10 @@ _generation = 0
 _listings: dict[tuple, Listing] = {}
 
 
+def short_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def refresh() -> None:
     """Forget what this process listed of the input and read of its manifests: the next lookup lists the
     input again, so a changed, added or removed image or label is seen."""
@@ -93,8 +97,7 @@ def listing(split: str) -> Listing:
             table = storage.read_bytes(table_uri)
         except storage.ArtifactNotFound:
             table = None
-        digest = hashlib.sha256(repr((sorted(files.items()), table)).encode()).hexdigest()[:12]
-        _listings[key] = Listing(files, table, digest)
+        _listings[key] = Listing(files, table, short_digest(repr((sorted(files.items()), table))))
     return _listings[key]
 
 
@@ -103,7 +106,7 @@ def folder_digest(uri: str) -> str:
     key = (uri, "folder", _generation)
     if key not in _listings:
         files = storage.list_files(uri)
-        _listings[key] = Listing(files, None, hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:12])
+        _listings[key] = Listing(files, None, short_digest(repr(sorted(files.items()))))
     return _listings[key].digest
 
 
@@ -191,9 +194,8 @@ def rows_digest(split: str, shard: int | None = None, labels: bool = False) -> s
     if key not in _row_digests:
         manifest = load_manifest(split, ensure=True)
         lines = manifest["ID"] + "\t" + manifest["identity"] + ("\t" + manifest["Label"] if labels else "")
-        digests = {int(number): hashlib.sha256("\n".join(rows).encode()).hexdigest()[:12]
-                   for number, rows in lines.groupby(manifest["shard"])}
-        digests[None] = hashlib.sha256(repr(sorted(digests.items())).encode()).hexdigest()[:12]
+        digests = {int(number): short_digest("\n".join(rows)) for number, rows in lines.groupby(manifest["shard"])}
+        digests[None] = short_digest(repr(sorted(digests.items())))
         _row_digests[key] = digests
     return _row_digests[key][shard]
 
