@@ -75,27 +75,19 @@ def locate_image(prefix: str) -> tuple[str, str, dict[str, str]]:
     return folder, image_id, files
 
 
-def recorded_settings(work: str) -> dict[str, str]:
-    """The pipeline settings the run's record (``<work>/published.json``) holds: input, external data,
-    profile and shard size (empty where the run has published nothing)."""
-    uri = storage.join(work, PUBLISHED)
-    if not storage.exists(uri):
-        return {}
+def published_record(work: str) -> dict:
+    """The run's record (``<work>/published.json``), or {} where the run has published nothing readable."""
     try:
-        record = storage.read_json(uri)
-    except ValueError:
+        record = storage.read_json(storage.join(work, PUBLISHED))
+    except (storage.ArtifactNotFound, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
+
+
+def recorded_settings(record: dict) -> dict[str, str]:
+    """The pipeline settings a run's record holds: input, external data, profile and shard size."""
     return {key: str(value) for key, value in (record.get("pipeline") or {}).items()
             if key in RECORDED_SETTINGS and value is not None}
-
-
-def recorded_listings(work: str) -> dict[str, str]:
-    """The listing digest of each split the published run read ({} for a run published without them)."""
-    uri = storage.join(work, PUBLISHED)
-    try:
-        return dict(storage.read_json(uri).get("inputs") or {})
-    except (storage.ArtifactNotFound, ValueError, AttributeError):
-        return {}
 
 
 def configure(work: str, input_uri: str | None = None, profile: str | None = None) -> dict[str, str]:
@@ -104,12 +96,14 @@ def configure(work: str, input_uri: str | None = None, profile: str | None = Non
     config = luigi.configuration.get_config()
     if not config.has_section("pipeline"):
         config.add_section("pipeline")
+    record = published_record(work)
+    recorded = recorded_settings(record)
     given = {"work": work, "input": input_uri, "profile": profile}
-    values = {**recorded_settings(work), **{key: value for key, value in given.items() if value is not None}}
+    values = {**recorded, **{key: value for key, value in given.items() if value is not None}}
     for key, value in values.items():
         config.set("pipeline", key, str(value))
-    same_input = input_uri in (None, recorded_settings(work).get("input"))
-    inputs.pin_listings(recorded_listings(work) if same_input else {})  # the input as the models saw it
+    same_input = input_uri in (None, recorded.get("input"))
+    inputs.pin_listings(dict(record.get("inputs") or {}) if same_input else {})  # the input as the models saw it
     settings = pipeline()
     return {"work": settings.work, "input": settings.input, "profile": settings.profile}
 
