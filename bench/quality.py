@@ -28,8 +28,10 @@ from bench import common
 RULES = {  # fusion rules compared on the same sources: the faithful one first
     "weighted 0.5/0.3/0.1/0.1 (hpa2021)": ("weighted", "none"),
     "weighted, image gate": ("weighted", "image"),
-    "multiplicative, image gate": ("multiplicative", "image"),
+    "weighted, cells gate (the demo's)": ("weighted", "cells"),
+    "multiplicative, cells gate": ("multiplicative", "cells"),
 }
+TARGET = 0.80  # issue 16: the fusion's strict mAP and per-cell AUC
 WEIGHTS = {"cell": 0.5, "image": 0.3, "detector": 0.1, "image_on_cell": 0.1}
 
 
@@ -82,15 +84,33 @@ def run_seed(seed: int, args: argparse.Namespace, root: Path) -> list[tuple]:
     print(f"\nseed {seed}: the demo took {seconds:.0f} s ({evaluation['images']} test images, "
           f"{evaluation['fused'].get('paired_cells')} cells paired with truth)")
     print(common.table(("scores", "challenge mAP", "strict mAP", "per-cell AUC"), rows))
+    print(verdict(evaluation, seconds))
     return rows
+
+
+def verdict(evaluation: dict, seconds: float) -> str:
+    """Issue 16's targets, each said met or not: a reader should not have to compare the table by eye."""
+    fused, sources = evaluation["fused"], evaluation["sources"]
+    keys = (("mAP", "challenge mAP"), ("strict_mAP", "strict mAP"), ("cell_auc", "per-cell AUC"))
+    beaten = [f"{label} (best source {max(s.get(key) or 0 for s in sources.values()):.3f})" for key, label in keys
+              if (fused.get(key) or 0) <= max(s.get(key) or 0 for s in sources.values())]
+    checks = [(f"strict mAP {fused['strict_mAP']:.3f} >= {TARGET}", fused["strict_mAP"] >= TARGET),
+              (f"per-cell AUC {fused.get('cell_auc') or 0:.3f} >= {TARGET}", (fused.get("cell_auc") or 0) >= TARGET),
+              ("the fusion beats every source on all three" + (f" (not on {', '.join(beaten)})" if beaten else ""),
+               not beaten),
+              (f"the demo in {seconds:.0f} s < 900 s", seconds < 900)]
+    return "targets: " + "; ".join(f"{text}: {'met' if ok else 'NOT met'}" for text, ok in checks)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--test-images", type=int, default=8)
-    parser.add_argument("--size", type=int, default=512)
+    from stages.demo import parse_args as demo_defaults
+
+    defaults = demo_defaults([])
+    parser.add_argument("--images", type=int, default=defaults.images)
+    parser.add_argument("--test-images", type=int, default=defaults.test_images)
+    parser.add_argument("--size", type=int, default=defaults.size)
     parser.add_argument("--root", help="keep each seed's data and work here (default: a temporary folder)")
     args = parser.parse_args(argv)
     common.print_machine("per-cell quality of the demo", "python -m bench.quality " + " ".join(argv or sys.argv[1:]))

@@ -38,10 +38,13 @@ LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
 # none: the original's fusion; image: every cell's fused score for a class is multiplied by the image
-# models' probability of that class for its image (a class the whole field does not show is turned down in
-# every one of its cells: what a per-cell call without image labels needs, and what the challenge metric,
-# which ranks cells only within images that hold the class, never rewards)
-FUSION_GATES: tuple[str, ...] = ("none", "image")
+# models' probability of that class for its image; cells: by the cell models' mean probability of the class
+# over all cells of its image (the field's evidence pooled from its cells). Either way a class the whole
+# field does not show is turned down in every one of its cells: what a per-cell call without image labels
+# needs, and what the challenge metric, which ranks cells only within images that hold the class, never rewards.
+FUSION_GATES: tuple[str, ...] = ("none", "image", "cells")
+# the source each gate reads (computed even when its fusion weight is 0)
+GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell"}
 # initial-weights names Keras resolves by downloading, impossible offline
 DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
@@ -132,9 +135,9 @@ class FusionSettings:
 
     @property
     def sources(self) -> tuple[str, ...]:
-        """Sources with a non-zero weight, and the image models where they gate: only these are computed."""
+        """Sources with a non-zero weight, and the gate's source: only these are computed."""
         return tuple(source for source in FUSION_SOURCES
-                     if self.weights.get(source, 0) or (source == "image" and self.gate == "image"))
+                     if self.weights.get(source, 0) or GATE_SOURCES.get(self.gate) == source)
 
 
 PROFILE_RULES = {

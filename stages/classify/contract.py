@@ -10,10 +10,11 @@ from stages.scores import SCORES
 
 # ---- TrainCellModel / TrainImageModel: <work>/train_*_model/<fingerprint>/train/<model>/
 MODEL = Artifact("model.keras", "bytes", "the whole Keras 3 model: uint8 pixels in, 19 sigmoid probabilities out")
-HISTORY = table("history.csv", "one row per epoch: epoch, then every metric Keras logged (loss, val_loss, "
-                "learning_rate...; Keras' own auc/val_auc count a class without positives as 0, so read instead) "
-                "val_macro_auc: mean ROC-AUC over the val_auc_classes classes with positives and negatives in "
-                "the validation set", {"epoch": "int64"}, open_columns=True)
+HISTORY = table("history.csv", "one row per epoch: epoch, then every metric Keras logged on the training "
+                "batches (loss, learning_rate, auc: Keras' auc counts a class without positives as 0, so read "
+                "instead) and the validation pass's val_loss and val_macro_auc: mean ROC-AUC over the "
+                "val_auc_classes classes with positives and negatives in the validation set",
+                {"epoch": "int64"}, open_columns=True)
 TRAINING = Artifact("training.json", "json", "the model's zoo entry, the training settings, sample counts, seconds")
 
 # ---- PredictCells / PredictImages / PredictImageOnCell: per shard

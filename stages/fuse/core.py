@@ -13,10 +13,12 @@ their plain mean. Sources are then combined per (cell, class) with the profile's
   i.e. ``prod_s p_s ** (w_s / sum w)``. A cell scores high only where every source agrees; EPS keeps a
   hard 0 from one source (a cell the detector found no box for) from zeroing the others completely.
 
-With the ``image`` gate, the fused score is then multiplied by the image source's probability of the class
-(its image models see the whole field): ``f_gated = f x p_image``. A class the field does not show is
-turned down in all its cells, which is what a biologist's per-cell call needs; the challenge metric cannot
-see it (it ranks cells only inside images that hold the class).
+A gate then multiplies the fused score by an image-level probability of the class, the same for every cell
+of an image: ``image``, the image source's (its image models see the whole field), ``f x p_image``;
+``cells``, the cell source's mean over all cells of the image, ``f x mean_{cells of the image} p_cell`` (a
+field shows a class when its cells do: many cells' noisy calls pooled into one). A class the field does not
+show is turned down in all its cells, which is what a biologist's per-cell call needs; the challenge metric
+cannot see it (it ranks cells only inside images that hold the class).
 
 A source whose weight is 0 or absent is not used at all (the task does not even compute it); a source
 with a positive weight must be given. All tables must hold exactly the same (ID, cell_id) keys, each once:
@@ -34,6 +36,7 @@ from stages.classes import SCORE_COLUMNS
 from stages.scores import KEY_COLUMNS, TABLE_COLUMNS
 from stages.zoo import FUSION_GATES as GATES
 from stages.zoo import FUSION_MODES as MODES
+from stages.zoo import GATE_SOURCES
 
 EPS = 1e-6
 
@@ -102,6 +105,15 @@ def used_weights(weights: Mapping[str, float]) -> dict[str, float]:
     return used
 
 
+def image_level(gate_table: pd.DataFrame, gate: str, reference: pd.DataFrame, reference_name: str) -> np.ndarray:
+    """Per cell of ``reference`` (sorted by key), the gate's image-level probability of every class."""
+    _check_keys(reference, reference_name, gate_table, f"{GATE_SOURCES[gate]} (the gate)")
+    scores = gate_table[list(SCORE_COLUMNS)]
+    if gate == "cells":
+        scores = scores.groupby(gate_table["ID"].to_numpy(), sort=False).transform("mean")
+    return scores.to_numpy()
+
+
 def fuse(
     sources: Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     weights: Mapping[str, float],
@@ -112,15 +124,15 @@ def fuse(
 
     ``sources`` maps a source name (``cell``, ``image``, ``detector``, ``image_on_cell``) to its table or
     list of tables (averaged first). Sources without a positive weight are ignored even when given; every
-    source with one must be given (and ``image`` with ``gate="image"``: its probabilities then multiply the
-    fused scores). Output: TABLE_COLUMNS, sorted by (ID, cell_id).
+    source with one must be given, and the gate's source (``image`` for ``gate="image"``, ``cell`` for
+    ``gate="cells"``). Output: TABLE_COLUMNS, sorted by (ID, cell_id).
     """
     if mode not in MODES:
         raise ValueError(f"fusion mode {mode!r} is not one of {MODES}")
     if gate not in GATES:
         raise ValueError(f"fusion gate {gate!r} is not one of {GATES}")
     used = used_weights(weights)
-    gated = ["image"] if gate == "image" else []
+    gated = [GATE_SOURCES[gate]] if gate in GATE_SOURCES else []
     missing = [source for source in [*used, *gated] if source not in sources]
     if missing:
         raise ValueError(f"fusion weights name source(s) {missing} but no table was given (given: {sorted(sources)})")
@@ -135,9 +147,7 @@ def fuse(
     else:
         fused = np.exp((w * np.log(np.clip(scores, EPS, None))).sum(axis=0))
     if gated:
-        image = mean_tables(sources["image"], "image")
-        _check_keys(tables[0], names[0], image, "image (the gate)")
-        fused = fused * image[list(SCORE_COLUMNS)].to_numpy()
+        fused = fused * image_level(mean_tables(sources[gated[0]], gated[0]), gate, tables[0], names[0])
     out = tables[0][list(KEY_COLUMNS)].copy()
     out[list(SCORE_COLUMNS)] = fused
     return out

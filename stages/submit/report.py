@@ -169,6 +169,10 @@ def render_html(
     return "\n".join(out)
 
 
+# what the summary adds to the fusion rule for each gate (none adds nothing)
+GATE_TEXT = {"image": "; gated by the image models", "cells": "; gated by the cell models' mean over each image"}
+
+
 def report_html(
     split: str,
     image_count: int,
@@ -211,7 +215,7 @@ def report_html(
         **({"per-cell AUC": score_text(evaluation[FUSED]["cell_auc"])}
            if evaluation and "cell_auc" in evaluation[FUSED] else {}),
         "fusion": f"{fusion.mode}: " + ", ".join(f"{k} {v:g}" for k, v in fusion.weights.items() if v)
-                  + (f"; gated by the {fusion.gate} models" if fusion.gate != "none" else ""),
+                  + GATE_TEXT.get(fusion.gate, ""),
         **({"profile": profile} if profile else {}),
         "written": written,
     }

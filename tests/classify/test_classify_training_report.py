@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stages.classify import contract, data
+from stages.classify import contract, data, models
 from stages.classify import stage as classify_stage
 from stages.classify import train
 from stages.classify.predict import predict_probabilities
@@ -78,6 +78,11 @@ def test_every_epoch_reports_a_line_a_percentage_and_a_meaningful_validation_auc
     scores = predict_probabilities(model, tiles[validation], SPEC.channels)
     expected, classes = train.macro_auc(targets[validation], scores)
     assert classes == 3 and history["val_macro_auc"].iloc[-1] == pytest.approx(expected, abs=1e-6)
+    # val_loss is the compiled loss over the validation rows, as Keras' own validation pass would give it
+    model.compile(loss=models.make_loss(SPEC.loss))
+    keras_loss = np.atleast_1d(model.evaluate(tiles[validation], targets[validation], batch_size=8, verbose=0))[0]
+    assert history["val_loss"].iloc[-1] == pytest.approx(keras_loss, rel=1e-4)
+    assert "val_auc" not in history  # Keras' multi-label AUC of the validation set: meaningless, not computed
     assert f"{expected:.2f} over 3 classes" in calls[-1][0]
 
     # the report predicts in inference mode only: without it, training ends with the very same weights

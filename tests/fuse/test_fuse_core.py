@@ -114,8 +114,26 @@ def test_the_image_gate_multiplies_the_fusion_by_the_image_models_probability():
     np.testing.assert_allclose(scores_of(gated), scores_of(plain) * (scores_of(images[0]) + scores_of(images[1])) / 2)
     with pytest.raises(ValueError, match=r"no table was given.*\['image'\]|\['image'\].*no table"):
         core.fuse({"cell": cell, "detector": detector}, weights, gate="image")
-    with pytest.raises(ValueError, match="fusion gate 'cells' is not one of"):
-        core.fuse({"cell": cell}, {"cell": 1}, gate="cells")
+    with pytest.raises(ValueError, match="fusion gate 'detector' is not one of"):
+        core.fuse({"cell": cell}, {"cell": 1}, gate="detector")
+
+
+def test_the_cells_gate_multiplies_the_fusion_by_the_cell_models_mean_over_each_image():
+    shuffled = [KEYS[index] for index in (3, 0, 2, 1)]  # tables arrive in any order
+    cells = [table(shuffled, 1), table(shuffled, 2)]
+    image = table(KEYS, 3)
+    weights = {"cell": 0.2, "image": 0.8}
+    plain = core.fuse({"cell": cells, "image": image}, weights)
+    gated = core.fuse({"cell": cells, "image": image}, weights, gate="cells")
+    cell = core.mean_tables(cells)  # sorted: a1, a2, b1, b3
+    per_image = scores_of(cell).reshape(2, 2, NUM_CLASSES).mean(axis=1)  # image a, image b
+    np.testing.assert_allclose(scores_of(gated), scores_of(plain) * np.repeat(per_image, 2, axis=0))
+    assert not np.allclose(per_image[0], per_image[1])  # each image gets its own cells' mean
+    # the gate's source is read even without a weight of its own
+    image_only = core.fuse({"cell": cells, "image": image}, {"image": 1}, gate="cells")
+    np.testing.assert_allclose(scores_of(image_only), scores_of(image) * np.repeat(per_image, 2, axis=0))
+    with pytest.raises(ValueError, match=r"\['cell'\]"):
+        core.fuse({"image": image}, {"image": 1}, gate="cells")
 
 
 def test_a_gated_profile_computes_the_image_models_and_an_unknown_gate_fails_at_load():
@@ -125,6 +143,9 @@ def test_a_gated_profile_computes_the_image_models_and_an_unknown_gate_fails_at_
 
     gated = FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="image")
     assert gated.sources == ("cell", "image")
+    pooled = FusionSettings(mode="weighted", weights=MappingProxyType({"image": 1.0}), gate="cells")
+    assert pooled.sources == ("cell", "image")
+    assert FusionSettings(mode="weighted", weights=MappingProxyType({"image": 1.0})).sources == ("image",)
     assert get_profile("hpa2021").fusion.gate == "none"  # the original's fusion stays the faithful one
-    with pytest.raises(InvalidSetting, match="gate.*'none', 'image'"):
-        FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="cells")
+    with pytest.raises(InvalidSetting, match="gate.*'none', 'image', 'cells'"):
+        FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="detector")

@@ -75,6 +75,16 @@ def page_of(evaluation=None, figures=(), **keywords):
                               "/work/write_submission/f1/test/submission.csv", "2026-01-01 00:00:00 UTC", **arguments)
 
 
+def test_the_summary_says_which_gate_the_fusion_uses():
+    for gate, said in (("none", "weighted: cell 0.5, detector 0.25"),
+                       ("cells", "weighted: cell 0.5, detector 0.25; gated by the cell models&#x27; mean over each image"),
+                       ("image", "weighted: cell 0.5, detector 0.25; gated by the image models")):
+        fusion = FusionSettings(mode="weighted", weights=fusion_settings().weights, gate=gate)
+        page = report.report_html("test", 7, None, [], fusion, {}, {}, "/work/s.csv", "now")
+        assert summary_table(page)["fusion"] == said
+        assert settings_table(page)["fusion.gate"] == gate
+
+
 def test_chart_and_page():
     results = {"fused": evaluation_result(True, False), "cell alone": evaluation_result(False, False)}
     svg = report.ap_chart_svg(results)
