@@ -154,6 +154,9 @@ PROFILE_RULES = {
     "fusion": schema.instance(FusionSettings, "fusion settings"),
     "models": schema.Rule(lambda value: isinstance(value, Mapping)
                           and all(isinstance(spec, ModelSpec) for spec in value.values()), "models by name"),
+    "members": schema.Rule(lambda value: isinstance(value, (list, tuple)) and all(isinstance(name, str)
+                                                                                  for name in value),
+                           "a list of model names"),
 }
 
 
@@ -170,10 +173,19 @@ class Profile:
     lr_schedule: str  # one of LR_SCHEDULES
     pseudo_label: PseudoLabelSettings
     fusion: FusionSettings
-    models: MappingProxyType  # name -> ModelSpec, in the zoo file's order
+    models: MappingProxyType  # name -> ModelSpec, in the zoo file's order: every zoo entry
+    # The ensemble: the zoo entries this profile trains and fuses (empty or absent: all of them). A small
+    # machine spends its steps on fewer, longer-trained members (the demo profile); every entry keeps its
+    # settings, so e.g. the pseudo-label rule can still name a model outside the ensemble.
+    members: tuple[str, ...] = ()
 
     def __post_init__(self):
         schema.check(f"profile {self.name}", PROFILE_RULES, self)
+        members = tuple(self.members) or tuple(self.models)
+        unknown = [name for name in members if name not in self.models]
+        if unknown:
+            raise UnknownName(f"profile {self.name}: unknown member(s) {unknown}; known: {list(self.models)}")
+        object.__setattr__(self, "members", tuple(name for name in self.models if name in members))  # zoo order
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -182,9 +194,10 @@ class Profile:
             raise UnknownName(f"unknown model {name!r} in profile {self.name}; known: {list(self.models)}") from None
 
     def role(self, role: str) -> tuple[ModelSpec, ...]:
+        """The ensemble's members of this role."""
         if role not in ROLES:
             raise UnknownName(f"unknown role {role!r}; known: {ROLES}")
-        return tuple(spec for spec in self.models.values() if spec.role == role)
+        return tuple(self.models[name] for name in self.members if self.models[name].role == role)
 
     @property
     def detector(self) -> ModelSpec:
@@ -218,16 +231,19 @@ def _profile(name: str, entry, document: dict) -> Profile:
         if key in entry:  # a missing one is named by the Profile's own check below
             entry[key] = schema.build(cls, entry[key], where)
     profile = schema.build(Profile, {"name": name, **entry, "models": MappingProxyType(models)}, where)
-    if profile.image_on_cell.role != "image":
-        raise InvalidSetting(where, f"image_on_cell_model {profile.image_on_cell_model} is not an image model")
-    if profile.model(profile.pseudo_label.model).role != "cell":
+    if profile.image_on_cell.role != "image" or profile.image_on_cell_model not in profile.members:
+        raise InvalidSetting(where, f"image_on_cell_model {profile.image_on_cell_model} is not an image model of "
+                                    f"the ensemble (members: {list(profile.members)})")
+    fold_model = profile.model(profile.pseudo_label.model)
+    if fold_model.role != "cell":
         raise InvalidSetting(where, f"pseudo_label model {profile.pseudo_label.model} is not a cell model")
-    for spec in profile.role("cell"):
+    pseudo_labelled = any(spec.pseudo_labels for spec in profile.role("cell"))
+    for spec in profile.role("cell") + ((fold_model,) if pseudo_labelled else ()):
         if spec.input_size != profile.tile_size:
             raise InvalidSetting(where, f"cell model {spec.name} reads {spec.input_size}-px input but tiles are "
                                         f"{profile.tile_size} px")
     if len(profile.role("detector")) != 1:
-        raise InvalidSetting(where, "exactly one detector expected")
+        raise InvalidSetting(where, f"exactly one detector expected among the members {list(profile.members)}")
     return profile
 
 

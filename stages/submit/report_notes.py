@@ -145,10 +145,10 @@ def reading_notes(profile: str | None, constant: Mapping[str, float], base: Base
     """Paragraphs (HTML) for the top of the report: what to keep in mind when reading its numbers."""
     notes = []
     if profile == DEMO_PROFILE:
-        notes.append("<b>Demo-sized models.</b> This run used the <code>demo</code> profile: tiny models (64-pixel "
-                     "cell tiles, random initial weights, a few dozen training steps each) trained for minutes on a "
-                     "handful of images, most likely synthetic. The numbers show that the plumbing works end to "
-                     "end, not biology: do not read them as what the method achieves.")
+        notes.append("<b>Demo-sized models.</b> This run used the <code>demo</code> profile: a three-member ensemble "
+                     "of small models (64-pixel cell tiles, random initial weights, a few hundred training steps) "
+                     "trained for minutes on a hundred-odd images, most likely synthetic. The numbers show that the "
+                     "pipeline works end to end, not biology: do not read them as what the method achieves.")
     for source, value in constant.items():
         notes.append(f"<b>The {html.escape(source)} source contributed nothing:</b> "
                      f"{html.escape(silent_reason(source, value))}.")
