@@ -66,7 +66,7 @@ def trained_run(tmp_path_factory):
     write_dataset(str(data), 1, 1, HEIGHT, WIDTH, 5)
     values = {
         "pipeline": {"input": str(data), "work": str(work), "profile": "demo", "shard_size": "32"},
-        "fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted"},
+        "fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted", "gate": "none"},
         "detector": {"device": "cpu", "config_dir": str(config_dir)},
     }
     cfg = root / "run.cfg"  # what the run's user has: the luigi.cfg the pipeline ran with
@@ -125,7 +125,7 @@ def test_the_command_prints_every_cell_and_writes_the_overlay(trained_run):
 
 
 def test_a_missing_model_is_a_clear_error(trained_run, pipeline_settings, tmp_path, capsys):
-    with overridden({"fuse": {"weights": "", "mode": ""}}):  # the profile's fusion: every source
+    with overridden({"fuse": {"weights": "", "mode": "", "gate": ""}}):  # the profile's fusion: every source
         out = tmp_path / "overlay.png"
         empty = tmp_path / "never-trained"
         assert predict.main(["--run", str(empty), trained_run["prefix"], "--input", str(trained_run["data"]),
@@ -134,16 +134,17 @@ def test_a_missing_model_is_a_clear_error(trained_run, pipeline_settings, tmp_pa
         assert "run the pipeline first" in message and str(empty) in message
         for task in ("TrainCellModel", "TrainImageModel", "TrainYolo"):
             assert task in message
-        # cell, image (image-on-cell reads image model #2: one model, named once), detector
-        assert message.count("not found at") == 5 + 3 + 1
+        # cell, image (image-on-cell reads image model #2: one model, named once), detector: the demo's members
+        demo = get_profile("demo")
+        assert message.count("not found at") == len(demo.role("cell")) + len(demo.role("image")) + 1 == 3
         assert not out.exists()
 
         # The stand-in run holds image model #2 and the detector, not the other ensemble members.
         assert predict.main(["--run", str(trained_run["work"]), trained_run["prefix"], "--input",
                              str(trained_run["data"]), "--out", str(out)]) == 2
         message = capsys.readouterr().err
-        assert "has no trained model for 7 of the 9 model(s)" in message, message
-        assert "image.b7_720_ext" in message and "image.b7_600_noext" not in message
+        assert "has no trained model for 1 of the 3 model(s)" in message, message
+        assert "cell.b7_ext_green_e1" in message and "image.b7_600_noext" not in message
         assert "TrainYolo" not in message and not out.exists()
 
 
@@ -183,7 +184,8 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
     monkeypatch.setattr("stages.detect.yolo.detect_greens", stand_in_detector)
     weights = {"cell": 0.5, "image": 0.3, "detector": 0.1, "image_on_cell": 0.1}
     values = {"pipeline": {"input": str(trained_run["data"]), "work": str(tmp_path / "work"), "profile": "demo"},
-              "fuse": {"weights": json.dumps(weights), "mode": "weighted"}, "classify": {"predict_batch_size": 4},
+              "fuse": {"weights": json.dumps(weights), "mode": "weighted", "gate": "cells"},
+              "classify": {"predict_batch_size": 4},
               "detector": {"device": "cpu"}}
     with overridden(values):
         for task in trained_models(predict.shard_task("Fuse")):  # every model "trained": the stand-ins load
@@ -212,9 +214,10 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
 
     detector = np.zeros((n, NUM_CLASSES))
     detector[0, 5] = 0.9
-    expected = (0.5 * np.mean([stand_ins[spec.name].probabilities for spec in profile.role("cell")], axis=0)
-                + 0.3 * np.mean([stand_ins[spec.name].probabilities for spec in profile.role("image")], axis=0)
-                + 0.1 * stand_ins[image_on_cell.name].probabilities + 0.1 * detector)
+    cell = np.mean([stand_ins[spec.name].probabilities for spec in profile.role("cell")], axis=0)
+    image = np.mean([stand_ins[spec.name].probabilities for spec in profile.role("image")], axis=0)
+    expected = 0.5 * cell + 0.3 * image + 0.1 * stand_ins[image_on_cell.name].probabilities + 0.1 * detector
+    expected = expected * cell  # the cells gate: every cell scores ``cell``, so that is also its mean over the image
     np.testing.assert_allclose(fused[list(SCORE_COLUMNS)].to_numpy(), expected, rtol=1e-6)
 
     lines = predict.cell_lines(rows, fused, 3)
@@ -246,7 +249,7 @@ def test_the_image_is_found_by_prefix_or_by_a_channel_file(any_root):
 def test_an_image_without_cells_still_gets_its_overlay(trained_run, pipeline_settings, tmp_path, capsys):
     for channel in CHANNELS:  # an empty field of view: nothing to segment
         cv2.imwrite(str(tmp_path / f"blank_{channel}.png"), np.zeros((48, 64), np.uint8))
-    with overridden({"fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted"}}):
+    with overridden({"fuse": {"weights": json.dumps(RUN_WEIGHTS), "mode": "weighted", "gate": "none"}}):
         out = tmp_path / "blank.png"
         assert predict.main(["--run", str(trained_run["work"]), str(tmp_path / "blank"), "--input",
                              str(trained_run["data"]), "--profile", "demo", "--out", str(out)]) == 0

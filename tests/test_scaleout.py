@@ -2,7 +2,7 @@
 an assistant, `python -m stages.assist`) against one S3 bucket.
 
 The run goes all the way to Submission; to fit the suite's time budget the fusion uses the detector source
-alone (`[fuse] weights = {"detector": 1}`), which still exercises every kind of task: per-shard stages,
+alone (`[fuse] weights = {"detector": 1}`, `gate = none`), which still exercises every kind of task: per-shard stages,
 shard fan-out, a training task, fusion, submission, evaluation and report. The bucket is versioned, so
 every write of every artifact is counted: no artifact may have been written twice.
 """
@@ -42,7 +42,7 @@ def write_config(path: Path, endpoint: str, data: str, work: str, scheduler: str
         "[retcode]\nalready_running = 10\nmissing_data = 20\nnot_run = 25\ntask_failed = 30\n"
         "scheduling_error = 35\nunhandled_exception = 40\n"
         f"[pipeline]\ninput = {data}\nwork = {work}\nprofile = demo\nshard_size = 1\n"
-        '[fuse]\nweights = {"detector": 1}\n'
+        '[fuse]\nweights = {"detector": 1}\ngate = none\n'
         "[detector]\ndevice = cpu\n"
         f"[s3]\nendpoint_url = {endpoint}\n"
     )

@@ -77,7 +77,8 @@ def page_of(evaluation=None, figures=(), **keywords):
 
 def test_the_summary_says_which_gate_the_fusion_uses():
     for gate, said in (("none", "weighted: cell 0.5, detector 0.25"),
-                       ("cells", "weighted: cell 0.5, detector 0.25; gated by the cell models&#x27; mean over each image"),
+                       ("cells", "weighted: cell 0.5, detector 0.25; gated by the cell models&#x27; mean over "
+                                 "each image"),
                        ("image", "weighted: cell 0.5, detector 0.25; gated by the image models")):
         fusion = FusionSettings(mode="weighted", weights=fusion_settings().weights, gate=gate)
         page = report.report_html("test", 7, None, [], fusion, {}, {}, "/work/s.csv", "now")
@@ -159,7 +160,7 @@ def test_a_source_that_contributed_nothing_is_said_so():
 
 def test_the_demo_profile_says_the_models_are_tiny():
     page = page_of(None, profile="demo")
-    assert "Demo-sized models" in page and "plumbing" in page
+    assert "Demo-sized models" in page and "pipeline works end to end, not biology" in page
     assert "Demo-sized" not in page_of(None, profile="hpa2021") and "Read this first" not in page_of(None)
 
 

@@ -160,7 +160,7 @@ def test_source_notes_explain_a_silent_detector_an_image_level_source_and_a_sour
 
 def test_reading_notes():
     demo = report_notes.reading_notes("demo", {}, None, evaluated=False)
-    assert len(demo) == 1 and "Demo-sized models" in demo[0] and "plumbing" in demo[0]
+    assert len(demo) == 1 and "Demo-sized models" in demo[0] and "not biology" in demo[0]
     assert report_notes.reading_notes("hpa2021", {}, None, evaluated=False) == []
     notes = report_notes.reading_notes("hpa2021", {"detector": 0.0}, report_notes.Baseline(0.74, True, "detector"),
                                        evaluated=True)

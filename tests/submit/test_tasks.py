@@ -243,16 +243,18 @@ def test_an_added_test_image_appears_in_the_submission_and_the_other_shards_are_
 
 
 @pytest.mark.parametrize(
-    "weights, expected",
+    "weights, gate, expected",
     [
-        ({"cell": 1}, {"PredictCells"}),
-        ({"detector": 1, "image": 0}, {"Match"}),
-        ({"image": 0.5, "image_on_cell": 0.5}, {"PredictImages", "PredictImageOnCell"}),
+        ({"cell": 1}, "none", {"PredictCells"}),
+        ({"detector": 1, "image": 0}, "none", {"Match"}),
+        ({"image": 0.5, "image_on_cell": 0.5}, "none", {"PredictImages", "PredictImageOnCell"}),
+        ({"detector": 1}, "cells", {"Match", "PredictCells"}),  # a gate's source is read without a weight
+        ({"detector": 1}, "image", {"Match", "PredictImages"}),
     ],
 )
-def test_a_source_left_out_is_not_in_the_graph(weights, expected, pipeline_settings, config_section, tmp_path):
+def test_a_source_left_out_is_not_in_the_graph(weights, gate, expected, pipeline_settings, config_section, tmp_path):
     pipeline_settings(work=str(tmp_path / "work"), profile="demo")
-    config_section("fuse", weights=json.dumps(weights))
+    config_section("fuse", weights=json.dumps(weights), gate=gate)
     required = {type(task).__name__ for task in Fuse(split="test", shard=0).requires()}
     assert required == expected
 
