@@ -92,8 +92,8 @@ def verdict(evaluation: dict, seconds: float) -> str:
     """Issue 16's targets, each said met or not: a reader should not have to compare the table by eye."""
     fused, sources = evaluation["fused"], evaluation["sources"]
     keys = (("mAP", "challenge mAP"), ("strict_mAP", "strict mAP"), ("cell_auc", "per-cell AUC"))
-    beaten = [f"{label} (best source {max(s.get(key) or 0 for s in sources.values()):.3f})" for key, label in keys
-              if (fused.get(key) or 0) <= max(s.get(key) or 0 for s in sources.values())]
+    best = {key: max(result.get(key) or 0 for result in sources.values()) for key, _ in keys}
+    beaten = [f"{label} (best source {best[key]:.3f})" for key, label in keys if (fused.get(key) or 0) <= best[key]]
     checks = [(f"strict mAP {fused['strict_mAP']:.3f} >= {TARGET}", fused["strict_mAP"] >= TARGET),
               (f"per-cell AUC {fused.get('cell_auc') or 0:.3f} >= {TARGET}", (fused.get("cell_auc") or 0) >= TARGET),
               ("the fusion beats every source on all three" + (f" (not on {', '.join(beaten)})" if beaten else ""),

@@ -147,7 +147,9 @@ def fuse(
     else:
         fused = np.exp((w * np.log(np.clip(scores, EPS, None))).sum(axis=0))
     if gated:
-        fused = fused * image_level(mean_tables(sources[gated[0]], gated[0]), gate, tables[0], names[0])
+        source = gated[0]  # averaged already when it is also fused
+        gate_table = tables[names.index(source)] if source in names else mean_tables(sources[source], source)
+        fused = fused * image_level(gate_table, gate, tables[0], names[0])
     out = tables[0][list(KEY_COLUMNS)].copy()
     out[list(SCORE_COLUMNS)] = fused
     return out
