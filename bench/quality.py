@@ -3,7 +3,7 @@ synthetic data for each seed, then the three measures (challenge mAP, strict mAP
 SPEC section 2) of the fusion and of every source alone, and of the fusion rules side by side on the same
 trained models (from the Fuse shards' per-source tables: no retraining).
 
-    .venv/bin/python -m bench.quality --seeds 1 2          # about 10 minutes per seed on 2 cores
+    .venv/bin/python -m bench.quality --seeds 1 2          # about 12 minutes per seed on 2 cores
 
 Prints one table per seed and the demo's wall time; the targets of issue 16 are per-cell AUC >= 0.80 and
 strict mAP >= 0.80 for the fusion, the fusion beating every source on all three, the demo under 15 minutes.

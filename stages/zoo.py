@@ -34,6 +34,8 @@ LOSSES: tuple[str, ...] = ("binary_crossentropy", "binary_focal_crossentropy")
 # the augmentations that blend two samples (and so shift the BatchNorm statistics training sees)
 MIXING_AUGMENTATIONS: tuple[str, ...] = ("cutmix", "mixup")
 AUGMENTATIONS: tuple[str, ...] = MIXING_AUGMENTATIONS + ("flip", "rotate90")
+# the views a classifier's predictions are averaged over (none in the original)
+TEST_TIME_AUGMENTATIONS: tuple[str, ...] = ("flip", "rotate90")
 LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
@@ -49,7 +51,9 @@ GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell"}
 DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
 # Settings only one kind of model reads: set on the other kind they would be silently ignored.
-CLASSIFIER_ONLY = ("backbone", "loss", "pseudo_labels", "augment")
+CLASSIFIER_ONLY = ("backbone", "loss", "pseudo_labels", "augment", "test_time_augment")
+# Settings that change a model's predictions, not the trained model (kept out of the training fingerprint).
+PREDICTION_ONLY = ("test_time_augment",)
 DETECTOR_ONLY = ("architecture", "finetune_epochs")
 
 MODEL_RULES = {
@@ -66,6 +70,7 @@ MODEL_RULES = {
     "loss": schema.optional(schema.one_of(LOSSES), say_null=False),
     "pseudo_labels": schema.BOOLEAN,
     "augment": schema.list_of(AUGMENTATIONS),
+    "test_time_augment": schema.list_of(TEST_TIME_AUGMENTATIONS),
     "architecture": schema.optional(schema.TEXT),
     "finetune_epochs": schema.integer(0),
 }
@@ -84,16 +89,20 @@ class ModelSpec:
     loss: str | None = None
     pseudo_labels: bool = False
     augment: tuple[str, ...] = ()
+    test_time_augment: tuple[str, ...] = ()
     architecture: str | None = None
     finetune_epochs: int = 0
 
     def __post_init__(self):
         where = f"model {self.name}"
         schema.check(where, MODEL_RULES, self)
-        object.__setattr__(self, "augment", tuple(self.augment))  # YAML gives a list; a spec stays hashable
+        for listed in ("augment", "test_time_augment"):  # YAML gives lists; a spec stays hashable
+            object.__setattr__(self, listed, tuple(getattr(self, listed)))
         classifier = self.role != "detector"
         if classifier and not (self.backbone and self.loss):
             raise InvalidSetting(where, "a classifier needs a backbone and a loss")
+        if self.role == "image" and self.channels != "green":  # whole images are stored grey (the green channel)
+            raise InvalidSetting(where, f"channels {self.channels!r}: an image model reads the green channel only")
         if not classifier and not self.architecture:
             raise InvalidSetting(where, "a detector needs an architecture (e.g. yolov5su.yaml)")
         ignored = [name for name in (DETECTOR_ONLY if classifier else CLASSIFIER_ONLY) if getattr(self, name)]
@@ -121,7 +130,7 @@ class FusionSettings:
 
     mode: Literal["weighted", "multiplicative"]
     weights: MappingProxyType
-    gate: Literal["none", "image"] = "none"
+    gate: Literal["none", "image", "cells"] = "none"
 
     def __post_init__(self):
         schema.check(None, {"mode": schema.one_of(FUSION_MODES), "weights": schema.MAPPING,

@@ -17,6 +17,7 @@ from stages.zoo import (
     LOSSES,
     LR_SCHEDULES,
     ROLES,
+    TEST_TIME_AUGMENTATIONS,
     ZOO_FILE,
     FusionSettings,
     InvalidSetting,
@@ -108,6 +109,8 @@ def set_profile(name, *keys, **settings):
      "model image.b7_600_ext in profile hpa2021: loss 'focal' is not", LOSSES),
     (set_model("cell.b0_ext_pseudo_e10", "demo", augment=["flip", "cutmixx"]),
      "model cell.b0_ext_pseudo_e10 in profile demo: augment ['flip', 'cutmixx'] is not", AUGMENTATIONS),
+    (set_model("cell.b7_e1", "demo", test_time_augment=["flip", "transpose"]),
+     "model cell.b7_e1 in profile demo: test_time_augment ['flip', 'transpose'] is not", TEST_TIME_AUGMENTATIONS),
     (set_model("cell.b7_e1", channels="rgby"),
      "model cell.b7_e1 in profile hpa2021: channels 'rgby' is not", CHANNEL_SETS),
     (set_profile("demo", lr_schedule="step"), "profile demo: lr_schedule 'step' is not", LR_SCHEDULES),
@@ -152,6 +155,10 @@ def test_a_bad_value_names_its_model_or_profile_the_value_and_what_is_allowed(tm
 @pytest.mark.parametrize("edit, message", [
     (set_model("yolo.v5s", backbone="EfficientNetB0"),
      "model yolo.v5s in profile hpa2021: backbone: not read by a detector"),
+    (set_model("yolo.v5s", test_time_augment=["flip"]),
+     "model yolo.v5s in profile hpa2021: test_time_augment: not read by a detector"),
+    (set_model("image.b7_600_ext", "demo", channels="rgb"),
+     "model image.b7_600_ext in profile demo: channels 'rgb': an image model reads the green channel only"),
     (set_model("cell.b7_e1", "demo", finetune_epochs=2),
      "model cell.b7_e1 in profile demo: finetune_epochs: not read by"),
     (lambda d: d["models"]["cell.b7_e1"].pop("channels"), r"cell.b7_e1 in profile hpa2021: missing setting\(s\)"),
@@ -171,6 +178,7 @@ def test_objects_built_in_code_are_checked_too():
     with pytest.raises(InvalidSetting, match=r"^model cell.b7_e1: loss 'focal' is not one of \('binary_crossentropy'"):
         dataclasses.replace(spec, loss="focal")
     assert dataclasses.replace(spec, augment=["flip"]).augment == ("flip",)  # kept hashable
+    assert dataclasses.replace(spec, test_time_augment=["rotate90"]).test_time_augment == ("rotate90",)
     with pytest.raises(InvalidSetting, match="fusion mode 'sum' is not one of"):
         FusionSettings("sum", {"cell": 1.0})
     with pytest.raises(UnknownName, match="unknown fusion source"):

@@ -19,7 +19,7 @@ from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
 from stages.pseudolabel import contract as pseudolabel_contract
 from stages.segment import contract as segment_contract
 from stages.tile import contract as tile_contract
-from stages.zoo import BACKBONE_SOURCES, ModelSpec, get_profile
+from stages.zoo import BACKBONE_SOURCES, PREDICTION_ONLY, ModelSpec, get_profile
 
 
 class classify(luigi.Config):  # noqa: N801 -- Luigi derives the [classify] section name from the class name
@@ -85,12 +85,19 @@ def pseudo_label_splits() -> list[str]:
 def training_content(spec: ModelSpec) -> dict:
     """What changes a trained model: its zoo entry, the training settings, the backbone source, the data."""
     splits = training_splits(spec)
-    return {"model": dataclasses.asdict(spec), "training": train_settings(spec).content(),
+    entry = {name: value for name, value in dataclasses.asdict(spec).items() if name not in PREDICTION_ONLY}
+    return {"model": entry, "training": train_settings(spec).content(),
             "backbone_source": classify().backbone_source, "splits": splits,
             # 2: efficientnet backbones built with Keras' own swish and Dropout (the saved file opens with
             # plain keras.models.load_model; gradients differ from version 1 by float rounding)
             "build": 2,
             "external": pipeline().external if core.EXTERNAL_SPLIT in splits else ""}
+
+
+def prediction_content(spec: ModelSpec) -> dict:
+    """What changes a trained model's predictions beyond the model. Empty without test-time augmentation, so
+    the outputs of runs from before the setting existed keep their fingerprints (and are not recomputed)."""
+    return {"test_time_augment": list(spec.test_time_augment)} if spec.test_time_augment else {}
 
 
 def split_inputs(task_name: str, splits: list[str], **params) -> dict:
@@ -208,9 +215,9 @@ def load_model(uri: str):
         return models.load_classifier(path)
 
 
-def probabilities(ctx, upstream, array, channels: str) -> np.ndarray:
-    """The trained model (input ``model``) on an array artifact of ``upstream``."""
-    from stages.classify.predict import predict_probabilities
+def probabilities(ctx, upstream, array, spec: ModelSpec) -> np.ndarray:
+    """The trained model (input ``model``, zoo entry ``spec``) on an array artifact of ``upstream``."""
+    from stages.classify import predict
 
     trained = ctx.input("model")
     ctx.progress(f"loading {trained.task.model}")
@@ -220,25 +227,27 @@ def probabilities(ctx, upstream, array, channels: str) -> np.ndarray:
         if len(images) and tuple(images.shape[1:3]) != tuple(expected):
             raise ValueError(f"model {trained.task.model}: inputs of {images.shape[1:3]} px, but the model reads "
                              f"{expected}")
-        ctx.progress(f"predicting {len(images)} input(s)")
-        return predict_probabilities(model, images, channels, classify().predict_batch_size)
+        views = len(predict.views(spec.test_time_augment))
+        ctx.progress(f"predicting {len(images)} input(s)" + (f", the mean of {views} views each" if views > 1 else ""))
+        return predict.predict_probabilities(model, images, spec.channels, classify().predict_batch_size,
+                                             spec.test_time_augment)
 
 
-def run_predict_tiles(ctx, array, channels: str) -> dict:
+def run_predict_tiles(ctx, array, spec: ModelSpec) -> dict:
     from stages.classify import data
 
     tiles = ctx.input("tiles")
     index = tiles.read(tile_contract.INDEX)
-    scores = probabilities(ctx, tiles, array, channels)
+    scores = probabilities(ctx, tiles, array, spec)
     return {contract.SCORES: data.score_table(index["ID"], index["cell_id"], scores)}
 
 
 def run_predict_cells(ctx) -> dict:
-    return run_predict_tiles(ctx, tile_contract.TILES, classifier_spec(ctx.params["model"], "cell").channels)
+    return run_predict_tiles(ctx, tile_contract.TILES, classifier_spec(ctx.params["model"], "cell"))
 
 
 def run_predict_image_on_cell(ctx) -> dict:
-    return run_predict_tiles(ctx, tile_contract.IMAGE_ON_CELL, "green")
+    return run_predict_tiles(ctx, tile_contract.IMAGE_ON_CELL, profile().image_on_cell)
 
 
 def run_predict_images(ctx) -> dict:
@@ -246,7 +255,7 @@ def run_predict_images(ctx) -> dict:
 
     image_inputs = ctx.input("image_inputs")
     index = image_inputs.read(tile_contract.IMAGE_INDEX)
-    scores = probabilities(ctx, image_inputs, tile_contract.IMAGE_INPUTS, "green")
+    scores = probabilities(ctx, image_inputs, tile_contract.IMAGE_INPUTS, classifier_spec(ctx.params["model"], "image"))
     images = data.image_score_table(index["ID"], scores)
     cells = ctx.input("segment").read(segment_contract.CELLS)
     return {contract.IMAGE_SCORES: images, contract.SCORES: data.broadcast_to_cells(images, cells)}
@@ -256,7 +265,8 @@ PREDICT_CELLS = TaskSpec(
     name="PredictCells", doc="A cell model on every tile of the shard: one score row per cell.",
     needs=lambda task: {"tiles": this_shard("Tile"), "model": single("TrainCellModel", model=task.model)},
     outputs=(contract.SCORES,), params={"model": luigi.Parameter(description="zoo cell model name")},
-    run=run_predict_cells, per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
+    content=lambda task: prediction_content(classifier_spec(task.model, "cell")), run=run_predict_cells,
+    per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
 )
 
 PREDICT_IMAGES = TaskSpec(
@@ -265,7 +275,8 @@ PREDICT_IMAGES = TaskSpec(
         "image_inputs": this_shard("ImageInputs", size=classifier_spec(task.model, "image").input_size),
         "segment": this_shard("Segment"), "model": single("TrainImageModel", model=task.model)},
     outputs=(contract.SCORES, contract.IMAGE_SCORES), params={"model": luigi.Parameter(description="zoo image model")},
-    run=run_predict_images, per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
+    content=lambda task: prediction_content(classifier_spec(task.model, "image")), run=run_predict_images,
+    per_shard=True, folder="shard-{shard:05d}", gpu=True, operational=OPERATIONAL,
 )
 
 PREDICT_IMAGE_ON_CELL = TaskSpec(
@@ -273,7 +284,8 @@ PREDICT_IMAGE_ON_CELL = TaskSpec(
                                    "image-on-cell input.",
     needs=lambda task: {"tiles": this_shard("Tile"),
                         "model": single("TrainImageModel", model=profile().image_on_cell.name)},
-    outputs=(contract.SCORES,), run=run_predict_image_on_cell, per_shard=True, folder="shard-{shard:05d}",
+    outputs=(contract.SCORES,), content=lambda task: prediction_content(profile().image_on_cell),
+    run=run_predict_image_on_cell, per_shard=True, folder="shard-{shard:05d}",
     gpu=True, operational=OPERATIONAL,
 )
 

@@ -53,7 +53,7 @@ def run_fold(ctx) -> dict:
             "labels": "weak (image labels)", "fold": fold, "held_out_tiles": int(len(held_out))})
         ctx.progress(f"predicting the {len(held_out)} tile(s) of fold {fold}")
         scores = predict_probabilities(model, data.RowView(bank, held_out), spec.channels,
-                                       classify.classify().predict_batch_size)
+                                       classify.classify().predict_batch_size, spec.test_time_augment)
     rows = index.iloc[held_out]
     table = data.score_table(rows["ID"], rows["cell_id"], scores)
     table.insert(2, "split", rows["split"].to_numpy())
@@ -74,7 +74,8 @@ TRAIN_FOLD_MODEL = TaskSpec(
     name="TrainFoldModel", doc="The fold model that never saw fold `fold`, and its probabilities on that fold.",
     needs=lambda task: classify.split_inputs("Tile", classify.pseudo_label_splits()),
     outputs=contract.FOLD_OUTPUTS,
-    content=lambda task: {"fold": task.fold, "folds": rule().folds, **classify.training_content(fold_spec())},
+    content=lambda task: {"fold": task.fold, "folds": rule().folds, **classify.training_content(fold_spec()),
+                          **classify.prediction_content(fold_spec())},
     params={"fold": luigi.IntParameter(description="the held-out fold, 0..folds-1")},
     run=run_fold, splits=("train",), folder="fold-{fold}", gpu=True, operational=classify.OPERATIONAL,
     reads_labels=True,

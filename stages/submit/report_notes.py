@@ -16,6 +16,7 @@ from stages.submit.report_draw import CELL_OUTLINE, NUCLEUS_OUTLINE
 from stages.submit.summary import score_text
 
 DEMO_PROFILE = "demo"
+VIEW_NAMES = {"flip": "mirrored", "rotate90": "quarter turns"}
 NEAR_CHANCE = 0.01  # a source within this of the chance level is "no better than chance"
 
 
@@ -162,3 +163,26 @@ def reading_notes(profile: str | None, constant: Mapping[str, float], base: Base
                      "about this figure. Read every row against it (and against the strict mAP and per-cell AUC, "
                      "where shown).")
     return notes
+
+
+def ensemble_summary(profile, external: bool, max_steps: int = 0) -> dict[str, str]:
+    """One line per member of a zoo profile's ensemble: what it is, what and how long it trained on (with
+    ``external``: an external data root is configured; ``max_steps``: the classifiers' step cap, 0 none), how
+    it predicts."""
+    lines = {}
+    for name in profile.members:
+        spec = profile.model(name)
+        if spec.role == "detector":
+            lines[name] = (f"detector: {spec.architecture}, {spec.input_size} px {spec.channels}, "
+                           f"{spec.epochs} + {spec.finetune_epochs} fine-tuning epochs")
+            continue
+        length = (f"{spec.epochs * profile.steps_per_epoch} steps of {profile.batch_size}" if profile.steps_per_epoch
+                  else f"{spec.epochs} pass(es) over the data in batches of {profile.batch_size}")
+        data = ("pseudo labels" if spec.pseudo_labels else "weak labels") + (
+            " of the training and external splits" if spec.external_data and external else "")
+        if max_steps:
+            length += f" (capped at {max_steps} by [classify] max_steps)"
+        views = " + ".join(VIEW_NAMES[view] for view in spec.test_time_augment) or "none"
+        lines[name] = (f"{spec.role} model: {spec.backbone}, {spec.input_size} px {spec.channels}, {length} on "
+                       f"{data}, from {spec.initial_weights or 'random weights'}; test-time views: {views}")
+    return lines

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stages import inputs, storage
+from stages.classify.stage import classify, profile
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, every_shard, single
 from stages.fuse import contract as fuse_contract
@@ -166,6 +167,8 @@ def run_report(ctx) -> dict:
     run_settings = {
         "pipeline": {key: getattr(pipeline(), key) for key in ("input", "work", "profile", "shard_size")},
         "segment": segment().settings().content(),
+        "ensemble": report_notes.ensemble_summary(profile(), bool(pipeline().external),
+                                                 classify().max_steps),
         "submit": {"report_images": config.report_images, "report_max_side": config.report_max_side},
         "fingerprints": {"submission": ctx.input("submission").task.fingerprint(),
                          "fuse": pairs[0][1].task.fingerprint() if pairs else None},

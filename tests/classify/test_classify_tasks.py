@@ -16,7 +16,7 @@ import pytest
 from conftest import overridden
 
 import stages
-from stages import inputs, storage
+from stages import inputs, storage, tasking
 from stages.classes import SCORE_COLUMNS
 from stages.classify import contract
 from stages.classify import core as classify_core
@@ -160,6 +160,29 @@ def test_fingerprints_follow_the_settings(world):
         assert PredictCells(split="test", shard=0, model=CELL_MODEL).fingerprint() != predict_before
     with overridden({"classify": {"predict_batch_size": 7, "loader_workers": 3}}):  # operational: same artifacts
         assert TrainCellModel(model=CELL_MODEL).fingerprint() == before
+
+
+def test_test_time_augment_changes_the_predictions_not_the_trained_models(world, monkeypatch):
+    def fingerprints():
+        return {task.task_id: task.fingerprint() for task in (
+            TrainCellModel(model="cell.b7_e1"), TrainImageModel(model=IMAGE_MODEL), TrainFoldModel(fold=0),
+            TrainCellModel(model=CELL_MODEL),
+            PredictCells(split="test", shard=0, model=CELL_MODEL),
+            PredictImages(split="test", shard=0, model=IMAGE_MODEL), PredictImageOnCell(split="test", shard=0))}
+
+    before = fingerprints()
+    short = short_profile()
+    augmented = dataclasses.replace(short, models=MappingProxyType({
+        name: spec if spec.role == "detector" else dataclasses.replace(spec, test_time_augment=("flip",))
+        for name, spec in short.models.items()}))
+    monkeypatch.setattr(classify_stage, "profile", lambda: augmented)
+    monkeypatch.setattr(tasking, "_fingerprints", {})  # cached per config state, which a patched zoo leaves alone
+    after = fingerprints()
+    trained = list(before)[:2]  # models on weak labels: retraining them would change nothing
+    assert {name: after[name] for name in trained} == {name: before[name] for name in trained}
+    # the fold models predict their held-out folds, so the pseudo labels and the model trained on them change
+    # too; and the three prediction tasks predict
+    assert all(after[name] != before[name] for name in list(before)[2:])
 
 
 def test_role_mismatch_and_unknown_models_fail_loudly(world):

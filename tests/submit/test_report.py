@@ -15,7 +15,7 @@ import pandas as pd
 from stages.classes import CLASS_NAMES, NUM_CLASSES, SCORE_COLUMNS
 from stages.submit import report, report_notes
 from stages.submit.evaluate import Evaluation, image_overlap
-from stages.zoo import FusionSettings
+from stages.zoo import FusionSettings, get_profile
 
 
 def scores(rows, image_id="x"):
@@ -223,3 +223,21 @@ def test_package_versions_names_what_is_installed_and_skips_the_rest():
     assert versions["numpy"] == np.__version__ and "python" in versions and "platform" in versions
     assert "surely-not-an-installed-package" not in versions
     assert "pandas" in report.package_versions()
+
+
+def test_the_ensemble_summary_names_each_member_its_training_and_its_test_time_views():
+    demo = get_profile("demo")
+    lines = report_notes.ensemble_summary(demo, external=False)
+    assert list(lines) == list(demo.members)
+    for spec in demo.role("cell") + demo.role("image"):
+        line = lines[spec.name]
+        assert f"{spec.epochs * demo.steps_per_epoch} steps of {demo.batch_size}" in line, line
+        assert ("mirrored + quarter turns" in line) == (set(spec.test_time_augment) == {"flip", "rotate90"}), line
+        assert "external" not in line  # no external root configured: nothing says the model read one
+    assert lines[demo.detector.name].startswith(f"detector: {demo.detector.architecture}")
+    capped = report_notes.ensemble_summary(demo, external=False, max_steps=3)
+    assert all("capped at 3" in capped[spec.name] for spec in demo.role("cell"))
+    faithful = report_notes.ensemble_summary(get_profile("hpa2021"), external=True)
+    assert "pass(es) over the data in batches of 16 on pseudo labels of the training and external splits" in \
+        faithful["cell.b0_ext_pseudo_e10"]
+    assert all(line.endswith("test-time views: none") for name, line in faithful.items() if "yolo" not in name)
