@@ -120,7 +120,8 @@ def run_evaluation(ctx) -> dict:
     submission_file = file_score.evaluate_submission(written, TruthImages(truth), truth_cells)
     document = summary.evaluation_document(ctx.split, truth, results, submission_file, fusion,
                                            time.monotonic() - started)
-    ctx.progress(f"fused ({fusion.mode}): {summary.measure_text(document['fused'])}", 100)
+    ctx.progress(f"fused ({summary.fusion_label(document['fusion'])}): {summary.measure_text(document['fused'])}",
+                 100)
     return {contract.EVALUATION: document}
 
 

@@ -70,10 +70,16 @@ def evaluation_document(
     }
 
 
+def fusion_label(fusion: Mapping) -> str:
+    """``weighted`` or e.g. ``weighted, gate cells``: the rule the fused scores came from."""
+    gate = fusion.get("gate", "none")
+    return fusion["mode"] + (f", gate {gate}" if gate != "none" else "")
+
+
 def evaluation_text(document: Mapping) -> str:
     """The ablation of an :func:`evaluation_document` as a few printable lines."""
     lines = [f"evaluation of {document['images']} {document['split']} image(s) against {document['truth']}:",
-             f"  fused ({document['fusion']['mode']}): {measure_text(document['fused'])}"]
+             f"  fused ({fusion_label(document['fusion'])}): {measure_text(document['fused'])}"]
     for source, result in document["sources"].items():
         lines.append(f"  {source} alone: {measure_text(result)}")
     lines.append(f"  submission.csv as written: {measure_text(document['submission_file'])}")

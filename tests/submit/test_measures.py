@@ -190,6 +190,9 @@ def test_evaluation_document_explains_and_text_prints_the_three_measures():
                         "cell AUC 0.5000 over 2 class(es)")
     # "cell" scored image a only: class 0 AUC 1 (a 0.5 vs b 0), class 5 AUC 0.5 (both 0)
     assert lines[2] == "  cell alone: mAP 0.5000 over 2 class(es), strict mAP 0.5000, cell AUC 0.7500 over 2 class(es)"
+    gated = summary.evaluation_document("val", "/truth", results, results["fused"],
+                                        FusionSettings(mode="weighted", weights={"cell": 1.0}, gate="cells"), 1.0)
+    assert summary.evaluation_text(gated).splitlines()[1].startswith("  fused (weighted, gate cells): mAP 1.0000")
     assert lines[3].startswith("  submission.csv as written: mAP 1.0000 over 2 class(es), strict mAP 0.7500")
     old = {**document, "fused": {"mAP": 0.5, "classes_evaluated": 3}}  # a document written before the measures
     assert "strict mAP n/a, cell AUC n/a" in summary.evaluation_text(old)
