@@ -30,6 +30,7 @@ from stages.inputs import load_manifest
 from stages.scores import SCORES
 from stages.segment import contract as segment_contract
 from stages.submit import contract as submit_contract
+from stages.submit import summary
 from stages.submit.evaluate import iou_matrix
 from stages.submit.stage import read_truth_labels
 from stages.shards import fan_out_classes
@@ -148,7 +149,8 @@ def test_submission_end_to_end_on_stand_in_sources(run, data):
     # compares cells of images that hold the class, and most synthetic cells show their image's labels)
     assert oracle >= noise and oracle >= evaluation["sources"]["detector"]["mAP"], evaluation
     assert evaluation["submission_file"]["mAP"] == pytest.approx(evaluation["fused"]["mAP"], abs=1e-4)
-    assert "fused (weighted): mAP" in published_text()  # what a command prints at its end
+    # what a command prints at its end, naming the rule (the demo profile's gate included)
+    assert f"fused ({summary.fusion_label(evaluation['fusion'])}): mAP" in published_text()
 
     page = (work / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "<svg" in page and "image alone" in page
