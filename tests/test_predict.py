@@ -169,7 +169,8 @@ def test_every_source_is_predicted_from_the_pipelines_inputs_and_fused(trained_r
                                               rng.uniform(0, 1, NUM_CLASSES))
                  for spec in (*profile.role("cell"), *profile.role("image"))}
     # the trained run's model files, as the prediction tasks load them: <work>/.../<model>/model.keras
-    monkeypatch.setattr("stages.classify.stage.load_model", lambda uri: stand_ins[uri.rsplit("/", 2)[-2].rsplit(".", 1)[0]])
+    monkeypatch.setattr("stages.classify.inference.load_model",
+                        lambda uri: stand_ins[uri.rsplit("/", 2)[-2].rsplit(".", 1)[0]])
     monkeypatch.setattr("stages.detect.runtime.cached_model", lambda *args: "stand-in detector")
     first = table.iloc[0]
     seen = {}

@@ -9,10 +9,9 @@ import contextlib
 import dataclasses
 
 import luigi
-import numpy as np
 
 from stages import inputs, local_paths, storage
-from stages.classify import contract, core
+from stages.classify import contract, core, inference
 from stages.classify.settings import TrainSettings, model_seed
 from stages.config import pipeline
 from stages.declare import Stage, TaskSpec, every_shard, single, this_shard
@@ -208,46 +207,14 @@ TRAIN_IMAGE_MODEL = TaskSpec(
 # ----------------------------------------------------------------------------------------------- prediction
 
 
-def load_model(uri: str):
-    from stages.classify import models
-
-    with local_paths.local_copy(uri, ".keras") as path:
-        return models.load_classifier(path)
-
-
-def probabilities(ctx, upstream, array, spec: ModelSpec) -> np.ndarray:
-    """The trained model (input ``model``, zoo entry ``spec``) on an array artifact of ``upstream``."""
-    from stages.classify import predict
-
-    trained = ctx.input("model")
-    ctx.progress(f"loading {trained.task.model}")
-    model = load_model(trained.uri(contract.MODEL))
-    with upstream.mapped(array) as images:
-        expected = model.input_shape[1:3]
-        if len(images) and tuple(images.shape[1:3]) != tuple(expected):
-            raise ValueError(f"model {trained.task.model}: inputs of {images.shape[1:3]} px, but the model reads "
-                             f"{expected}")
-        views = len(predict.views(spec.test_time_augment))
-        ctx.progress(f"predicting {len(images)} input(s)" + (f", the mean of {views} views each" if views > 1 else ""))
-        return predict.predict_probabilities(model, images, spec.channels, classify().predict_batch_size,
-                                             spec.test_time_augment)
-
-
-def run_predict_tiles(ctx, array, spec: ModelSpec) -> dict:
-    from stages.classify import data
-
-    tiles = ctx.input("tiles")
-    index = tiles.read(tile_contract.INDEX)
-    scores = probabilities(ctx, tiles, array, spec)
-    return {contract.SCORES: data.score_table(index["ID"], index["cell_id"], scores)}
-
-
 def run_predict_cells(ctx) -> dict:
-    return run_predict_tiles(ctx, tile_contract.TILES, classifier_spec(ctx.params["model"], "cell"))
+    spec = classifier_spec(ctx.params["model"], "cell")
+    return inference.predict_tiles(ctx, tile_contract.TILES, spec, classify().predict_batch_size)
 
 
 def run_predict_image_on_cell(ctx) -> dict:
-    return run_predict_tiles(ctx, tile_contract.IMAGE_ON_CELL, profile().image_on_cell)
+    return inference.predict_tiles(ctx, tile_contract.IMAGE_ON_CELL, profile().image_on_cell,
+                                   classify().predict_batch_size)
 
 
 def run_predict_images(ctx) -> dict:
@@ -255,7 +222,8 @@ def run_predict_images(ctx) -> dict:
 
     image_inputs = ctx.input("image_inputs")
     index = image_inputs.read(tile_contract.IMAGE_INDEX)
-    scores = probabilities(ctx, image_inputs, tile_contract.IMAGE_INPUTS, classifier_spec(ctx.params["model"], "image"))
+    scores = inference.probabilities(ctx, image_inputs, tile_contract.IMAGE_INPUTS,
+                                     classifier_spec(ctx.params["model"], "image"), classify().predict_batch_size)
     images = data.image_score_table(index["ID"], scores)
     cells = ctx.input("segment").read(segment_contract.CELLS)
     return {contract.IMAGE_SCORES: images, contract.SCORES: data.broadcast_to_cells(images, cells)}
