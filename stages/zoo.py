@@ -33,9 +33,10 @@ BACKBONE_SOURCES: tuple[str, ...] = ("efficientnet", "keras_applications")
 LOSSES: tuple[str, ...] = ("binary_crossentropy", "binary_focal_crossentropy")
 # the augmentations that blend two samples (and so shift the BatchNorm statistics training sees)
 MIXING_AUGMENTATIONS: tuple[str, ...] = ("cutmix", "mixup")
-AUGMENTATIONS: tuple[str, ...] = MIXING_AUGMENTATIONS + ("flip", "rotate90")
-# the views a classifier's predictions are averaged over (none in the original)
+# the geometric ones, which are also the views a classifier's predictions can be averaged over (none in the
+# original): a cell's class does not depend on its orientation
 TEST_TIME_AUGMENTATIONS: tuple[str, ...] = ("flip", "rotate90")
+AUGMENTATIONS: tuple[str, ...] = MIXING_AUGMENTATIONS + TEST_TIME_AUGMENTATIONS
 LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
