@@ -42,12 +42,13 @@ FUSION_MODES: tuple[str, ...] = ("weighted", "multiplicative")
 FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
 # none: the original's fusion; image: every cell's fused score for a class is multiplied by the image
 # models' probability of that class for its image; cells: by the cell models' mean probability of the class
-# over all cells of its image (the field's evidence pooled from its cells). Either way a class the whole
-# field does not show is turned down in every one of its cells: what a per-cell call without image labels
-# needs, and what the challenge metric, which ranks cells only within images that hold the class, never rewards.
-FUSION_GATES: tuple[str, ...] = ("none", "image", "cells")
+# over all cells of its image; cells_max: by their highest probability of it over those cells (the field's
+# evidence pooled from its cells: a class shown by one mitotic cell of twenty still counts). Either way a class
+# the whole field does not show is turned down in every one of its cells: what a per-cell call without image
+# labels needs, and what the challenge metric, which ranks cells only within images that hold the class, never rewards.
+FUSION_GATES: tuple[str, ...] = ("none", "image", "cells", "cells_max")
 # the source each gate reads (computed even when its fusion weight is 0)
-GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell"}
+GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell", "cells_max": "cell"}
 # initial-weights names Keras resolves by downloading, impossible offline
 DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
@@ -131,7 +132,7 @@ class FusionSettings:
 
     mode: Literal["weighted", "multiplicative"]
     weights: MappingProxyType
-    gate: Literal["none", "image", "cells"] = "none"
+    gate: Literal["none", "image", "cells", "cells_max"] = "none"
 
     def __post_init__(self):
         schema.check(None, {"mode": schema.one_of(FUSION_MODES), "weights": schema.MAPPING,

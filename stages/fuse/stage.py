@@ -20,9 +20,10 @@ from stages.zoo import FusionSettings, get_profile
 
 class fuse(luigi.Config):  # noqa: N801 -- Luigi derives the [fuse] section name from the class name
     mode = luigi.Parameter(default="", description="weighted | multiplicative; empty: the profile's fusion mode")
-    gate = luigi.Parameter(default="", description="none | image | cells (fused scores times the image models' "
-                                                   "probability of the class, or times the cell models' mean "
-                                                   "over the image's cells); empty: the profile's")
+    gate = luigi.Parameter(default="", description="none | image | cells | cells_max (fused scores times the image "
+                                                   "models' probability of the class, or times the cell models' "
+                                                   "mean or highest probability over the image's cells); empty: "
+                                                   "the profile's")
     weights = luigi.Parameter(
         default="",
         description='JSON object source -> weight, e.g. {"cell": 0.6, "image": 0.4}; empty: the profile\'s weights. '

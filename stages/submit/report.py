@@ -170,7 +170,8 @@ def render_html(
 
 
 # what the summary adds to the fusion rule for each gate (none adds nothing)
-GATE_TEXT = {"image": "; gated by the image models", "cells": "; gated by the cell models' mean over each image"}
+GATE_TEXT = {"image": "; gated by the image models", "cells": "; gated by the cell models' mean over each image",
+             "cells_max": "; gated by the cell models' highest score in each image"}
 
 
 def report_html(

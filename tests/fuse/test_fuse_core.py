@@ -136,6 +136,23 @@ def test_the_cells_gate_multiplies_the_fusion_by_the_cell_models_mean_over_each_
         core.fuse({"image": image}, {"image": 1}, gate="cells")
 
 
+def test_the_cells_max_gate_multiplies_by_each_images_highest_cell_score():
+    keys = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]
+    values = np.full((5, NUM_CLASSES), 0.1)
+    values[1, 11] = 0.9  # one cell of image a shows class 11: the image shows it
+    values[3:, 11] = 0.3  # image b's cells are all lukewarm about it
+    cell, detector = table(keys, values=values), table(keys, 1)
+    weights = {"cell": 0.5, "detector": 0.5}
+    plain = scores_of(core.fuse({"cell": cell, "detector": detector}, weights))
+    gated = scores_of(core.fuse({"cell": cell, "detector": detector}, weights, gate="cells_max"))
+    np.testing.assert_allclose(gated[:3, 11], plain[:3, 11] * 0.9)
+    np.testing.assert_allclose(gated[3:, 11], plain[3:, 11] * 0.3)
+    np.testing.assert_allclose(gated[:, 0], plain[:, 0] * 0.1)
+    # the mean gate ranks the two images the other way round for class 11 (a: 1.1 / 3, b: 0.3)
+    pooled = scores_of(core.fuse({"cell": cell, "detector": detector}, weights, gate="cells"))
+    np.testing.assert_allclose(pooled[:3, 11], plain[:3, 11] * 1.1 / 3)
+
+
 def test_a_gated_profile_computes_the_image_models_and_an_unknown_gate_fails_at_load():
     from types import MappingProxyType
 
@@ -145,7 +162,9 @@ def test_a_gated_profile_computes_the_image_models_and_an_unknown_gate_fails_at_
     assert gated.sources == ("cell", "image")
     pooled = FusionSettings(mode="weighted", weights=MappingProxyType({"image": 1.0}), gate="cells")
     assert pooled.sources == ("cell", "image")
+    highest = FusionSettings(mode="weighted", weights=MappingProxyType({"image": 1.0}), gate="cells_max")
+    assert highest.sources == ("cell", "image")
     assert FusionSettings(mode="weighted", weights=MappingProxyType({"image": 1.0})).sources == ("image",)
     assert get_profile("hpa2021").fusion.gate == "none"  # the original's fusion stays the faithful one
-    with pytest.raises(InvalidSetting, match="gate.*'none', 'image', 'cells'"):
+    with pytest.raises(InvalidSetting, match="gate.*'none', 'image', 'cells', 'cells_max'"):
         FusionSettings(mode="weighted", weights=MappingProxyType({"cell": 1.0}), gate="detector")

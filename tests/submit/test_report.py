@@ -79,6 +79,8 @@ def test_the_summary_says_which_gate_the_fusion_uses():
     for gate, said in (("none", "weighted: cell 0.5, detector 0.25"),
                        ("cells", "weighted: cell 0.5, detector 0.25; gated by the cell models&#x27; mean over "
                                  "each image"),
+                       ("cells_max", "weighted: cell 0.5, detector 0.25; gated by the cell models&#x27; highest "
+                                     "score in each image"),
                        ("image", "weighted: cell 0.5, detector 0.25; gated by the image models")):
         fusion = FusionSettings(mode="weighted", weights=fusion_settings().weights, gate=gate)
         page = report.report_html("test", 7, None, [], fusion, {}, {}, "/work/s.csv", "now")
