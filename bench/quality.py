@@ -94,7 +94,9 @@ def verdict(evaluation: dict, seconds: float) -> str:
     fused, sources = evaluation["fused"], evaluation["sources"]
     keys = (("mAP", "challenge mAP"), ("strict_mAP", "strict mAP"), ("cell_auc", "per-cell AUC"))
     best = {key: max(result.get(key) or 0 for result in sources.values()) for key, _ in keys}
-    beaten = [f"{label} (best source {best[key]:.3f})" for key, label in keys if (fused.get(key) or 0) <= best[key]]
+    # judged at the printed precision: a lead in the fifth decimal is a tie, not a win
+    beaten = [f"{label} (best source {best[key]:.3f})" for key, label in keys
+              if round(fused.get(key) or 0, 3) <= round(best[key], 3)]
     checks = [(f"strict mAP {fused['strict_mAP']:.3f} >= {TARGET}", fused["strict_mAP"] >= TARGET),
               (f"per-cell AUC {fused.get('cell_auc') or 0:.3f} >= {TARGET}", (fused.get("cell_auc") or 0) >= TARGET),
               ("the fusion beats every source on all three" + (f" (not on {', '.join(beaten)})" if beaten else ""),

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--external", default="",
                         help="external training data URI (train/, train.csv); default: luigi.cfg's (none)")
     parser.add_argument("--profile", default="demo", choices=["demo", "hpa2021"])
-    parser.add_argument("--images", type=int, default=128, help="synthetic training images")
+    parser.add_argument("--images", type=int, default=256, help="synthetic training images")
     parser.add_argument("--test-images", type=int, default=32, help="synthetic test images")
     parser.add_argument("--size", type=int, default=512, help="synthetic image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
