@@ -43,9 +43,10 @@ FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
 # none: the original's fusion; image: every cell's fused score for a class is multiplied by the image
 # models' probability of that class for its image; cells: by the cell models' mean probability of the class
 # over all cells of its image; cells_max: by their highest probability of it over those cells (the field's
-# evidence pooled from its cells: a class shown by one mitotic cell of twenty still counts). Either way a class
-# the whole field does not show is turned down in every one of its cells: what a per-cell call without image
-# labels needs, and what the challenge metric, which ranks cells only within images that hold the class, never rewards.
+# evidence pooled from its cells: a class shown by one mitotic cell of twenty still counts). Either way a
+# class the whole field does not show is turned down in every one of its cells: what a per-cell call without
+# image labels needs, and what the challenge metric, which ranks cells only within images that hold the
+# class, never rewards.
 FUSION_GATES: tuple[str, ...] = ("none", "image", "cells", "cells_max")
 # the source each gate reads (computed even when its fusion weight is 0)
 GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell", "cells_max": "cell"}

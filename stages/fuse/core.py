@@ -18,9 +18,9 @@ of an image: ``image``, the image source's (its image models see the whole field
 ``cells``, the cell source's mean over all cells of the image, ``f x mean_{cells of the image} p_cell``;
 ``cells_max``, its highest, ``f x max_{cells of the image} p_cell`` (a field shows a class when its cells do:
 many cells' noisy calls pooled into one; the maximum also keeps a class that one cell of twenty shows, such
-as a mitotic spindle). A class the field does not
-show is turned down in all its cells, which is what a biologist's per-cell call needs; the challenge metric
-cannot see it (it ranks cells only inside images that hold the class).
+as a mitotic spindle). A class the field does not show is turned down in all its cells, which is what a
+biologist's per-cell call needs; the challenge metric cannot see it (it ranks cells only inside images that
+hold the class).
 
 A source whose weight is 0 or absent is not used at all (the task does not even compute it); a source
 with a positive weight must be given. All tables must hold exactly the same (ID, cell_id) keys, each once:
