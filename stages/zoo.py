@@ -47,9 +47,9 @@ FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
 # class the whole field does not show is turned down in every one of its cells: what a per-cell call without
 # image labels needs, and what the challenge metric, which ranks cells only within images that hold the
 # class, never rewards.
-FUSION_GATES: tuple[str, ...] = ("none", "image", "cells", "cells_max")
 # the source each gate reads (computed even when its fusion weight is 0)
 GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell", "cells_max": "cell"}
+FUSION_GATES: tuple[str, ...] = ("none", *GATE_SOURCES)
 # initial-weights names Keras resolves by downloading, impossible offline
 DOWNLOADING_WEIGHTS: tuple[str, ...] = ("imagenet", "noisy-student")
 
