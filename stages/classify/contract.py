@@ -13,7 +13,9 @@ MODEL = Artifact("model.keras", "bytes", "the whole Keras 3 model: uint8 pixels 
 HISTORY = table("history.csv", "one row per epoch: epoch, then every metric Keras logged on the training "
                 "batches (loss, learning_rate, auc: Keras' auc counts a class without positives as 0, so read "
                 "instead) and the validation pass's val_loss and val_macro_auc: mean ROC-AUC over the "
-                "val_auc_classes classes with positives and negatives in the validation set",
+                "val_auc_classes classes with positives and negatives in the validation set (empty in epochs "
+                "without a validation pass: about 20 evenly spaced per run, the last always, every epoch under "
+                "the plateau schedule)",
                 {"epoch": "int64"}, open_columns=True)
 TRAINING = Artifact("training.json", "json", "the model's zoo entry, the training settings, sample counts, seconds")
 

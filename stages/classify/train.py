@@ -124,11 +124,14 @@ def macro_auc(truth: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
     return (float(np.mean(list(aucs.values()))) if aucs else float("nan")), len(aucs)
 
 
-def epoch_line(epoch: int, epochs: int, logs: dict, validation_samples: int, seconds: float) -> str:
+def epoch_line(epoch: int, epochs: int, logs: dict, validation_samples: int, seconds: float,
+               validated: bool = True) -> str:
     """``epoch 2/10: loss 0.3215, val_loss 0.4852, val macro AUC 0.71 over 9 classes (12.3 s)``."""
     parts = [f"loss {logs.get('loss', float('nan')):.4f}"]
     if validation_samples == 0:
         parts.append("no validation samples")
+    elif not validated:
+        parts.append("not validated this epoch")
     else:
         if "val_loss" in logs:
             parts.append(f"val_loss {logs['val_loss']:.4f}")
@@ -141,20 +144,35 @@ def epoch_line(epoch: int, epochs: int, logs: dict, validation_samples: int, sec
     return f"epoch {epoch}/{epochs}: " + ", ".join(parts) + f" ({seconds:.1f} s)"
 
 
+MAX_VALIDATIONS = 20  # validation passes per run; each costs ~0.8 s in the demo's 65-epoch cell member
+
+
+def validation_epochs(epochs: int, every_epoch: bool) -> frozenset[int]:
+    """The (1-based) epochs that end with a validation pass: all of them when a callback needs each epoch's
+    figure (the plateau schedule), else at most about :data:`MAX_VALIDATIONS` evenly spaced, always the last
+    (the figure the training record keeps). Many short epochs would otherwise spend a minute of a 15-minute
+    demo on passes that change nothing: validation never touches the weights."""
+    every = 1 if every_epoch else -(-epochs // MAX_VALIDATIONS)
+    return frozenset(range(every, epochs + 1, every)) | {epochs}
+
+
 class EpochReport(keras.callbacks.Callback):
     """At each epoch's end: the validation loss (``val_loss``, the compiled loss over all validation samples)
     and macro ROC-AUC (:func:`macro_auc`) into the logs (so into the history and to the callbacks after
-    this one) as ``val_loss``, ``val_macro_auc`` and ``val_auc_classes``, then one ``epoch E/N`` line and a
-    percentage. One prediction pass gives both: Keras' own validation pass would trace a second function
-    (seconds per model on a CPU) for the same numbers.
+    this one) as ``val_loss``, ``val_macro_auc`` and ``val_auc_classes`` (NaN in the epochs outside
+    ``validated``, 1-based), then one ``epoch E/N`` line and a percentage. One prediction pass gives both:
+    Keras' own validation pass would trace a second function (seconds per model on a CPU) for the same
+    numbers.
 
     The validation inputs are predicted in inference mode (no BatchNorm update, no dropout, no random draw),
     so training goes exactly as it would without this report."""
 
-    def __init__(self, bank, targets, rows, channels: str, batch_size: int, epochs: int, progress):
+    def __init__(self, bank, targets, rows, channels: str, batch_size: int, epochs: int, progress,
+                 validated: frozenset[int]):
         super().__init__()
         self.bank, self.truth, self.rows = bank, np.asarray(targets)[rows], np.asarray(rows)
         self.channels, self.batch_size, self.epochs, self.progress = channels, batch_size, epochs, progress
+        self.validated = validated
         self.started = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -162,16 +180,19 @@ class EpochReport(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        validated = epoch + 1 in self.validated
         value, classes = float("nan"), 0
-        if len(self.rows):
+        if not validated:
+            logs["val_loss"], classes = float("nan"), float("nan")
+        elif len(self.rows):
             scores = predict_probabilities(self.model, data.RowView(self.bank, self.rows), self.channels,
                                            self.batch_size)
             value, classes = macro_auc(self.truth, scores)
             loss = self.model.loss(self.truth.astype("float32"), scores.astype("float32"))
             logs["val_loss"] = float(keras.ops.convert_to_numpy(loss))
         logs["val_macro_auc"], logs["val_auc_classes"] = value, classes
-        self.progress(epoch_line(epoch + 1, self.epochs, logs, len(self.rows), time.monotonic() - self.started),
-                      int(100 * (epoch + 1) / self.epochs))
+        self.progress(epoch_line(epoch + 1, self.epochs, logs, len(self.rows), time.monotonic() - self.started,
+                                 validated), int(100 * (epoch + 1) / self.epochs))
 
 
 def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, groups, settings: TrainSettings,
@@ -205,10 +226,12 @@ def train_classifier(model, spec, bank: data.ArrayBank, targets: np.ndarray, gro
     models.compile_classifier(model, spec.loss, learning_rate(settings, total_steps), settings.run_eagerly,
                               settings.jit_compile, accumulation=passes)
     forward = settings.batch_size // passes  # what memory holds at once, for validation too
-    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, forward, epochs, progress)]
-    if len(validation_rows) and settings.schedule == "plateau" and settings.steps_per_epoch is None:
-        # The original's schedule, made for epochs that are whole passes over the data; with a few fixed
-        # steps per "epoch" (the demo profile) its patience of 3 would cut the rate after a few dozen steps.
+    # The original's schedule, made for epochs that are whole passes over the data; with a few fixed steps
+    # per "epoch" (the demo profile) its patience of 3 would cut the rate after a few dozen steps.
+    plateau = bool(len(validation_rows)) and settings.schedule == "plateau" and settings.steps_per_epoch is None
+    callbacks = [EpochReport(bank, targets, validation_rows, spec.channels, forward, epochs, progress,
+                             validation_epochs(epochs, every_epoch=plateau))]
+    if plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=3, min_lr=1e-6, mode="min"))
     log(f"training {spec.name}: {len(train_rows)} samples ({len(validation_rows)} held out for validation), "
         f"{epochs} epoch(s) x {steps} step(s) of {settings.batch_size}"
@@ -244,8 +267,8 @@ def fit_classifier(spec, settings: TrainSettings, bank: data.ArrayBank, targets:
     result = train_classifier(model, spec, bank, targets, groups, settings, rows=rows, log=log, progress=progress)
     history = pd.DataFrame(result.pop("history"))
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    if "val_auc_classes" in history:
-        history["val_auc_classes"] = history["val_auc_classes"].astype("int64")
+    if "val_auc_classes" in history:  # empty in the epochs without a validation pass
+        history["val_auc_classes"] = history["val_auc_classes"].astype("Int64")
     return model, history, result
 
 

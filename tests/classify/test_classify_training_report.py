@@ -72,7 +72,7 @@ def test_every_epoch_reports_a_line_a_percentage_and_a_meaningful_validation_auc
         assert message.startswith(f"epoch {epoch}/2: loss ") and ", val_loss " in message
         assert "val macro AUC " in message and " over 3 classes (" in message
     assert history["epoch"].tolist() == [1, 2] and history["val_auc_classes"].tolist() == [3, 3]
-    assert str(history["val_auc_classes"].dtype) == "int64"
+    assert str(history["val_auc_classes"].dtype) == "Int64"
     # the last epoch's figure is the trained model's own on the validation rows (no recalibration with flips)
     _, validation = data.split_validation(groups, 0.25, 0)
     scores = predict_probabilities(model, tiles[validation], SPEC.channels)
@@ -90,6 +90,33 @@ def test_every_epoch_reports_a_line_a_percentage_and_a_meaningful_validation_auc
     silent, _, _ = train.fit_classifier(SPEC, tiny_settings(), data.ArrayBank([tiles]), targets, groups,
                                         log=lambda _: None)
     for mine, theirs in zip(model.get_weights(), silent.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_validation_passes_are_spread_over_many_epochs_unless_the_schedule_needs_each():
+    assert train.validation_epochs(3, every_epoch=False) == {1, 2, 3}
+    spread = train.validation_epochs(65, every_epoch=False)
+    assert spread == set(range(4, 65, 4)) | {65} and len(spread) <= train.MAX_VALIDATIONS
+    assert train.validation_epochs(65, every_epoch=True) == set(range(1, 66))
+
+
+def test_epochs_without_a_validation_pass_say_so_and_train_the_same_weights(monkeypatch):
+    tiles, targets, groups = tiny_data(lambda index: [index % 3])
+    monkeypatch.setattr(train, "MAX_VALIDATIONS", 2)  # 3 epochs: validated after the 2nd and the 3rd
+    lines = []
+    model, history, _ = train.fit_classifier(SPEC, tiny_settings(epochs=3), data.ArrayBank([tiles]), targets,
+                                             groups, log=lambda _: None,
+                                             progress=lambda message, percent: lines.append(message))
+    assert "not validated this epoch" in lines[0] and "val_loss" not in lines[0]
+    assert all("val macro AUC" in line and "not validated" not in line for line in lines[1:])
+    assert history["val_loss"].isna().tolist() == [True, False, False]
+    assert history["val_auc_classes"].isna().tolist() == [True, False, False]
+    assert train.final_values(history)["val_auc_classes"] == 3
+
+    monkeypatch.setattr(train, "MAX_VALIDATIONS", 20)
+    every, _, _ = train.fit_classifier(SPEC, tiny_settings(epochs=3), data.ArrayBank([tiles]), targets, groups,
+                                       log=lambda _: None)
+    for mine, theirs in zip(model.get_weights(), every.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
 
