@@ -182,7 +182,7 @@ class EpochReport(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         validated = epoch + 1 in self.validated
         value, classes = float("nan"), 0
-        if not validated:
+        if len(self.rows) and not validated:
             logs["val_loss"], classes = float("nan"), float("nan")
         elif len(self.rows):
             scores = predict_probabilities(self.model, data.RowView(self.bank, self.rows), self.channels,

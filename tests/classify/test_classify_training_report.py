@@ -113,6 +113,11 @@ def test_epochs_without_a_validation_pass_say_so_and_train_the_same_weights(monk
     assert history["val_auc_classes"].isna().tolist() == [True, False, False]
     assert train.final_values(history)["val_auc_classes"] == 3
 
+    unvalidated = dataclasses.replace(tiny_settings(epochs=3), validation_fraction=0.0)
+    _, history, _ = train.fit_classifier(SPEC, unvalidated, data.ArrayBank([tiles]), targets, groups,
+                                         log=lambda _: None)
+    assert "val_loss" not in history and history["val_auc_classes"].tolist() == [0, 0, 0]
+
     monkeypatch.setattr(train, "MAX_VALIDATIONS", 20)
     every, _, _ = train.fit_classifier(SPEC, tiny_settings(epochs=3), data.ArrayBank([tiles]), targets, groups,
                                        log=lambda _: None)
