@@ -46,8 +46,7 @@ FUSION_SOURCES: tuple[str, ...] = ("cell", "image", "detector", "image_on_cell")
 # evidence pooled from its cells: a class shown by one mitotic cell of twenty still counts). Either way a
 # class the whole field does not show is turned down in every one of its cells: what a per-cell call without
 # image labels needs, and what the challenge metric, which ranks cells only within images that hold the
-# class, never rewards.
-# the source each gate reads (computed even when its fusion weight is 0)
+# class, never rewards. Below, the source each gate reads (computed even when its fusion weight is 0).
 GATE_SOURCES: dict[str, str] = {"image": "image", "cells": "cell", "cells_max": "cell"}
 FUSION_GATES: tuple[str, ...] = ("none", *GATE_SOURCES)
 # initial-weights names Keras resolves by downloading, impossible offline
