@@ -51,7 +51,7 @@ def test_a_profile_trains_and_fuses_its_members_only():
     faithful, demo = get_profile("hpa2021"), get_profile("demo")
     assert faithful.members == tuple(faithful.models)  # no members list: the whole zoo, in the file's order
     assert len(faithful.role("cell")) == 5 and len(faithful.role("image")) == 3
-    assert [spec.name for spec in demo.role("cell")] == ["cell.b7_ext_green_e1"]
+    assert [spec.name for spec in demo.role("cell")] == ["cell.b7_ext_e1"]
     assert [spec.name for spec in demo.role("image")] == [demo.image_on_cell_model]
     assert demo.detector.name == "yolo.v5s"
     # every entry keeps its settings: the pseudo-label rule's model (and any model by name) still resolves
@@ -73,11 +73,11 @@ def test_unknown_profile_model_and_role_name_the_known_ones():
     (lambda d: d["profiles"]["demo"].update(lr_schedule="step"), "lr_schedule 'step' is not one of"),
     (lambda d: d["profiles"]["demo"].update(image_on_cell_model="image.nope"), "unknown model 'image.nope'"),
     (lambda d: d["profiles"]["demo"]["fusion"]["weights"].update(yolo=0.1), "unknown fusion source"),
-    (lambda d: d["models"]["cell.b7_ext_green_e1"]["demo"].update(input_size=48), "reads 48-px input but tiles are"),
-    (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_green_e1", "image.b7_600_noext", "yolo.v5"]),
+    (lambda d: d["models"]["cell.b7_ext_e1"]["demo"].update(input_size=48), "reads 48-px input but tiles are"),
+    (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_e1", "image.b7_600_noext", "yolo.v5"]),
      r"profile demo: unknown member\(s\) \['yolo.v5'\]; known: \['cell.b0_ext_pseudo_e10'"),
-    (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_green_e1", "image.b7_600_noext"]),
-     r"exactly one detector expected among the members \['cell.b7_ext_green_e1', 'image.b7_600_noext'\]"),
+    (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_e1", "image.b7_600_noext"]),
+     r"exactly one detector expected among the members \['cell.b7_ext_e1', 'image.b7_600_noext'\]"),
     (lambda d: d["profiles"]["demo"].update(members=["cell.b7_e1", "image.b7_600_ext", "yolo.v5s"]),
      "image_on_cell_model image.b7_600_noext is not an image model of the ensemble"),
     (lambda d: d["profiles"]["demo"].update(members="yolo.v5s"), "members 'yolo.v5s' is not a list of model names"),
