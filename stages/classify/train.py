@@ -144,7 +144,7 @@ def epoch_line(epoch: int, epochs: int, logs: dict, validation_samples: int, sec
     return f"epoch {epoch}/{epochs}: " + ", ".join(parts) + f" ({seconds:.1f} s)"
 
 
-MAX_VALIDATIONS = 20  # validation passes per run; each costs ~0.8 s in the demo's 65-epoch cell member
+MAX_VALIDATIONS = 20  # validation passes per run; each costs about 1 s in the demo's cell member
 
 
 def validation_epochs(epochs: int, every_epoch: bool) -> frozenset[int]:
