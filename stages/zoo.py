@@ -220,7 +220,7 @@ class Profile:
         return self.model(self.image_on_cell_model)
 
 
-def _model(name: str, entry, profile: str, profile_names) -> ModelSpec:
+def _model(name: str, entry, profile: str, profile_names, tile_size: int) -> ModelSpec:
     where = f"model {name} in profile {profile}"
     if not isinstance(entry, Mapping):
         raise InvalidSetting(where, f"{entry!r} is not a mapping of settings")
@@ -229,6 +229,12 @@ def _model(name: str, entry, profile: str, profile_names) -> ModelSpec:
         raise InvalidSetting(where, f"its {profile} block {override!r} is not a mapping of settings")
     settings = {key: value for key, value in entry.items() if key not in profile_names}
     settings.update(override)
+    if settings.get("role") == "cell":
+        # A cell model reads the tiles as the tile stage cut them: one size per profile, stated once.
+        if "input_size" in settings:
+            raise InvalidSetting(where, f"input_size {settings['input_size']!r}: a cell model reads the profile's "
+                                        f"tiles, whose size is the profile's tile_size ({tile_size})")
+        settings["input_size"] = tile_size
     return schema.build(ModelSpec, {"name": name, **settings}, where)
 
 
@@ -237,7 +243,9 @@ def _profile(name: str, entry, document: dict) -> Profile:
     if not isinstance(entry, Mapping):
         raise InvalidSetting(where, f"{entry!r} is not a mapping of settings")
     entry = dict(entry)
-    models = {model: _model(model, spec, name, document["profiles"]) for model, spec in document["models"].items()}
+    schema.check_value(where, "tile_size", entry.get("tile_size"), PROFILE_RULES["tile_size"])
+    models = {model: _model(model, spec, name, document["profiles"], entry["tile_size"])
+              for model, spec in document["models"].items()}
     for key, cls in (("pseudo_label", PseudoLabelSettings), ("fusion", FusionSettings)):
         if key in entry:  # a missing one is named by the Profile's own check below
             entry[key] = schema.build(cls, entry[key], where)
@@ -248,11 +256,6 @@ def _profile(name: str, entry, document: dict) -> Profile:
     fold_model = profile.model(profile.pseudo_label.model)
     if fold_model.role != "cell":
         raise InvalidSetting(where, f"pseudo_label model {profile.pseudo_label.model} is not a cell model")
-    pseudo_labelled = any(spec.pseudo_labels for spec in profile.role("cell"))
-    for spec in profile.role("cell") + ((fold_model,) if pseudo_labelled else ()):
-        if spec.input_size != profile.tile_size:
-            raise InvalidSetting(where, f"cell model {spec.name} reads {spec.input_size}-px input but tiles are "
-                                        f"{profile.tile_size} px")
     if len(profile.role("detector")) != 1:
         raise InvalidSetting(where, f"exactly one detector expected among the members {list(profile.members)}")
     return profile

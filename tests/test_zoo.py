@@ -47,6 +47,15 @@ def test_demo_overrides_apply_and_the_objects_are_frozen():
         demo.models["cell.b7_e1"] = None
 
 
+def test_cell_models_read_their_profiles_tile_size(tmp_path):
+    profiles = load_zoo(edited_zoo(tmp_path, lambda d: d["profiles"]["demo"].update(tile_size=96)))
+    for name, faithful_size in (("hpa2021", 256), ("demo", 96)):
+        profile = profiles[name]
+        assert profile.tile_size == faithful_size
+        assert {spec.input_size for spec in profile.models.values() if spec.role == "cell"} == {faithful_size}
+    assert profiles["demo"].image_on_cell.input_size == get_profile("demo").image_on_cell.input_size != 96
+
+
 def test_a_profile_trains_and_fuses_its_members_only():
     faithful, demo = get_profile("hpa2021"), get_profile("demo")
     assert faithful.members == tuple(faithful.models)  # no members list: the whole zoo, in the file's order
@@ -73,7 +82,10 @@ def test_unknown_profile_model_and_role_name_the_known_ones():
     (lambda d: d["profiles"]["demo"].update(lr_schedule="step"), "lr_schedule 'step' is not one of"),
     (lambda d: d["profiles"]["demo"].update(image_on_cell_model="image.nope"), "unknown model 'image.nope'"),
     (lambda d: d["profiles"]["demo"]["fusion"]["weights"].update(yolo=0.1), "unknown fusion source"),
-    (lambda d: d["models"]["cell.b7_ext_e1"]["demo"].update(input_size=48), "reads 48-px input but tiles are"),
+    (lambda d: d["models"]["cell.b7_ext_e1"]["demo"].update(input_size=48),
+     r"model cell.b7_ext_e1 in profile demo: input_size 48: a cell model reads the profile's tiles, whose size "
+     r"is the profile's tile_size \(80\)"),
+    (lambda d: d["profiles"]["demo"].pop("tile_size"), "profile demo: tile_size None is not an integer >= 1"),
     (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_e1", "image.b7_600_noext", "yolo.v5"]),
      r"profile demo: unknown member\(s\) \['yolo.v5'\]; known: \['cell.b0_ext_pseudo_e10'"),
     (lambda d: d["profiles"]["demo"].update(members=["cell.b7_ext_e1", "image.b7_600_noext"]),
@@ -119,8 +131,8 @@ def set_profile(name, *keys, **settings):
     (set_profile("hpa2021", "fusion", mode="sum"), "profile hpa2021: fusion mode 'sum' is not", FUSION_MODES),
     (set_model("cell.b7_e1", epochs="ten"),
      "model cell.b7_e1 in profile hpa2021: epochs 'ten' is not", "an integer >= 1"),
-    (set_model("cell.b7_e1", "demo", input_size=1.5),
-     "model cell.b7_e1 in profile demo: input_size 1.5 is not", "an integer >= 1"),
+    (set_model("image.b7_600_ext", "demo", input_size=1.5),
+     "model image.b7_600_ext in profile demo: input_size 1.5 is not", "an integer >= 1"),
     (set_model("cell.b7_e1", epochs=True),
      "model cell.b7_e1 in profile hpa2021: epochs True is not", "an integer >= 1"),
     (set_model("cell.b7_e1", external_data="yes"),
