@@ -49,10 +49,10 @@ def test_demo_overrides_apply_and_the_objects_are_frozen():
 
 def test_cell_models_read_their_profiles_tile_size(tmp_path):
     profiles = load_zoo(edited_zoo(tmp_path, lambda d: d["profiles"]["demo"].update(tile_size=96)))
-    for name, faithful_size in (("hpa2021", 256), ("demo", 96)):
+    for name, tile_size in (("hpa2021", 256), ("demo", 96)):
         profile = profiles[name]
-        assert profile.tile_size == faithful_size
-        assert {spec.input_size for spec in profile.models.values() if spec.role == "cell"} == {faithful_size}
+        assert profile.tile_size == tile_size
+        assert {spec.input_size for spec in profile.models.values() if spec.role == "cell"} == {tile_size}
     assert profiles["demo"].image_on_cell.input_size == get_profile("demo").image_on_cell.input_size != 96
 
 
